@@ -1,0 +1,98 @@
+"""The partner registry of CONTRACT.md §2 as a pydantic model."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.config_errors import ConfigError, load_yaml_model
+
+PARTNER_REGISTRY_SCHEMA_VERSION = 1
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Partner(BaseModel):
+    """One model-provider partner: which experiments it owns and where its drops go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9-]+$")
+    name: str = Field(min_length=1)
+    experiments: tuple[UUID, ...] = ()
+    eval_program: bool
+    destination: str = Field(min_length=1)
+    subject_salt_env: str = Field(pattern=ENV_NAME_PATTERN)
+    webhook_url: str | None = None
+    webhook_secret_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+
+    @field_validator("destination")
+    @classmethod
+    def _destination_is_url(cls, value: str) -> str:
+        if re.match(r"^[a-z][a-z0-9+.-]*://", value) and not value.startswith(("s3://", "file://")):
+            raise ValueError("destination must be a local path, a file:// URL or an s3://bucket/prefix URL")
+        return value
+
+    @property
+    def experiment_ids(self) -> tuple[str, ...]:
+        """Owned experiment ids as lowercase canonical uuid text."""
+        return tuple(str(e) for e in self.experiments)
+
+    def salt(self, environ: dict[str, str] | None = None) -> bytes:
+        """The partner's pseudonymisation secret from its environment variable; error if unset."""
+        env = os.environ if environ is None else environ
+        value = env.get(self.subject_salt_env, "")
+        if not value:
+            raise ConfigError(
+                f"partner {self.id!r}: environment variable {self.subject_salt_env} (subject_salt_env) "
+                "is not set; it must hold the partner's pseudonymisation secret"
+            )
+        return value.encode("utf-8")
+
+
+class PartnerRegistry(BaseModel):
+    """All partners; an experiment belongs to at most one partner."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partners: tuple[Partner, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> PartnerRegistry:
+        seen_ids: set[str] = set()
+        owner: dict[str, str] = {}
+        for partner in self.partners:
+            if partner.id in seen_ids:
+                raise ValueError(f"partner id {partner.id!r} appears more than once")
+            seen_ids.add(partner.id)
+            for experiment in partner.experiment_ids:
+                if experiment in owner:
+                    raise ValueError(
+                        f"experiment {experiment} is claimed by both {owner[experiment]!r} and {partner.id!r}"
+                    )
+                owner[experiment] = partner.id
+        return self
+
+    def get(self, partner_id: str) -> Partner:
+        """The partner with this id, or ConfigError listing the known ids."""
+        for partner in self.partners:
+            if partner.id == partner_id:
+                return partner
+        known = ", ".join(p.id for p in self.partners) or "none"
+        raise ConfigError(f"unknown partner {partner_id!r} (the registry has: {known})")
+
+    def owner_of(self, experiment_id: str) -> Partner | None:
+        """The partner that owns ``experiment_id`` (any case), if any."""
+        wanted = experiment_id.lower()
+        for partner in self.partners:
+            if wanted in partner.experiment_ids:
+                return partner
+        return None
+
+
+def load_partner_registry(path: str | Path) -> PartnerRegistry:
+    """Read and validate a partner registry YAML file; ConfigError names file and field."""
+    return load_yaml_model(path, PartnerRegistry)
