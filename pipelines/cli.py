@@ -17,7 +17,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-replay_app = typer.Typer(help="Replay exported prompts against candidate models and compare them.", no_args_is_help=True)
+replay_app = typer.Typer(
+    help="Replay exported prompts against candidate models and compare them.", no_args_is_help=True
+)
 app.add_typer(replay_app, name="replay")
 
 DEFAULT_LANDING = "var/landing"
@@ -34,7 +36,9 @@ def _not_built(command: str) -> None:
 
 @app.command()
 def synth(
-    out: Annotated[str, typer.Option(help="Landing-zone URL to write (local path, file:// or s3://).")] = DEFAULT_LANDING,
+    out: Annotated[
+        str, typer.Option(help="Landing-zone URL to write (local path, file:// or s3://).")
+    ] = DEFAULT_LANDING,
     days: Annotated[int, typer.Option(min=1, help="Number of days.")] = 3,
     requests_per_day: Annotated[int, typer.Option(min=1, help="Gateway requests per day (all traffic).")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes identical files.")] = 7,
@@ -44,7 +48,9 @@ def synth(
     """Write a realistic synthetic landing zone that exercises every export rule."""
     from pipelines.synth.cli import synth_command
 
-    raise typer.Exit(synth_command(out=out, days=days, requests_per_day=requests_per_day, seed=seed, start=start, gzip=gzip))
+    raise typer.Exit(
+        synth_command(out=out, days=days, requests_per_day=requests_per_day, seed=seed, start=start, gzip=gzip)
+    )
 
 
 @app.command()
@@ -65,7 +71,9 @@ def export(
     partner: Annotated[str | None, typer.Option(help="Export only this partner.")] = None,
 ) -> None:
     """Run the export job (the same one the Dagster UI runs) for one day."""
-    _not_built("export")
+    from pipelines.export_cli import export_command
+
+    raise typer.Exit(export_command(landing=landing, partners=partners, dt=date, partner=partner))
 
 
 @app.command()

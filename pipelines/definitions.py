@@ -1,0 +1,21 @@
+"""The one Dagster entry point: ``dagster dev -w workspace.yaml`` loads ``defs`` from here."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
+from pipelines.checks import staged_drop_checks
+from pipelines.jobs import export_job
+from pipelines.resources import TracedropResource
+from pipelines.schedules import daily_export
+from pipelines.sensors import consent_opt_outs, late_landing_files
+
+defs = dg.Definitions(
+    assets=[landing_ingest, export_decisions, staged_drops, partner_drops],
+    asset_checks=[staged_drop_checks],
+    jobs=[export_job],
+    schedules=[daily_export],
+    sensors=[late_landing_files, consent_opt_outs],
+    resources={"tracedrop": TracedropResource()},
+)

@@ -1,0 +1,84 @@
+"""``tracedrop demo``: the whole loop on embedded defaults, on this machine, with no network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.export_cli import render_summary, run_export_job
+from pipelines.landing import landing_days
+from pipelines.objectstore import open_store
+from schemas.landing import USAGE
+from schemas.partners import PartnerRegistry, load_partner_registry
+
+DEMO_REGISTRY = Path(__file__).parent / "synth" / "partners.yaml"
+DEMO_DAYS = 3
+DEMO_REQUESTS_PER_DAY = 1500
+DEMO_SEED = 7
+
+
+def demo_registry(workdir: Path) -> Path:
+    """The shipped demo registry with every destination under ``workdir/drops``; demo salts if unset."""
+    registry = load_partner_registry(DEMO_REGISTRY)
+    drops = workdir / "drops"
+    moved = PartnerRegistry(partners=tuple(p.model_copy(update={"destination": str(drops)}) for p in registry.partners))
+    for partner in moved.partners:
+        os.environ.setdefault(partner.subject_salt_env, f"demo-only-salt-{partner.id}")
+    path = workdir / "partners.yaml"
+    path.write_text(yaml.safe_dump(moved.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def drop_overview(drops: Path) -> Table:
+    """Rows per partner, experiment, day and variant, read with DuckDB as a partner would."""
+    table = Table(title=f"Partner drops under {drops} (read with DuckDB)")
+    query = f"""
+        SELECT partner, experiment, dt, variant_label, count(*) AS rows, sum(len(request_body)) AS body_chars
+        FROM read_parquet('{drops}/**/*.parquet', hive_partitioning = true)
+        GROUP BY ALL ORDER BY ALL
+    """
+    result = duckdb.sql(query)
+    for column in result.columns:
+        table.add_column(column)
+    for row in result.fetchall():
+        table.add_row(*[str(v) for v in row])
+    return table
+
+
+def demo_command(workdir: str) -> int:
+    """Synthesise a landing zone, export every day of it, and show the drops."""
+    from pipelines.synth.cli import synth_command
+
+    console = Console()
+    root = Path(workdir).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    landing = root / "landing"
+    console.rule("1. synthesise a landing zone")
+    status = synth_command(
+        out=str(landing), days=DEMO_DAYS, requests_per_day=DEMO_REQUESTS_PER_DAY, seed=DEMO_SEED, start=None, gzip=False
+    )
+    if status:
+        return status
+    registry = demo_registry(root)
+    failures = 0
+    for dt in landing_days(open_store(landing), USAGE):
+        console.rule(f"2. export {dt}")
+        result = run_export_job(str(landing), str(registry), dt)
+        render_summary(result, console)
+        failures += 0 if result.success else 1
+    console.rule("3. the drops")
+    drops = root / "drops"
+    if any(drops.rglob("*.parquet")):
+        console.print(drop_overview(drops))
+    pattern = f"{drops}/partner=*/experiment=*/dt=*/*.parquet"
+    console.print(
+        "Read a drop yourself:\n"
+        f"  duckdb -c \"SELECT * FROM read_parquet('{pattern}', hive_partitioning=true) LIMIT 5\"\n"
+        f"  python -c \"import polars as pl; print(pl.scan_parquet('{pattern}', hive_partitioning=True).collect())\""
+    )
+    return 1 if failures else 0

@@ -1,0 +1,180 @@
+"""The blocking checks on staged drops, as plain functions returning the problems they find.
+
+Each check re-derives what it verifies from the source data rather than trusting the stage that
+produced the rows: staged rows are traced back through the internal lineage to their usage rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.objectstore import ObjectStore
+from schemas.drop import DROP_SCHEMA, forbidden_columns_in
+
+MAX_LISTED = 10
+
+
+@dataclass
+class CheckOutcome:
+    """A check's verdict, the problems it found (first few listed) and figures for the UI."""
+
+    name: str
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+    figures: dict[str, int | str] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        if self.passed:
+            return "ok"
+        shown = "; ".join(self.problems[:MAX_LISTED])
+        more = len(self.problems) - MAX_LISTED
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def outcome(name: str, problems: list[str], **figures: int | str) -> CheckOutcome:
+    return CheckOutcome(name, not problems, problems, dict(figures))
+
+
+def iter_staged_tables(
+    store: ObjectStore, keys: list[str], columns: list[str] | None = None
+) -> Iterator[tuple[str, pa.Table]]:
+    """Each staged file's rows, one row group at a time (bounded memory)."""
+    for key in keys:
+        with store.open(key) as handle:
+            parquet = pq.ParquetFile(pa.BufferReader(handle.read()))
+            for index in range(parquet.num_row_groups):
+                yield key, parquet.read_row_group(index, columns=columns)
+
+
+def check_schema(store: ObjectStore, keys: list[str]) -> CheckOutcome:
+    """Every staged file has exactly the drop schema and no forbidden column."""
+    problems = []
+    for key in keys:
+        with store.open(key) as handle:
+            schema = pq.read_schema(pa.BufferReader(handle.read()))
+        forbidden = forbidden_columns_in(schema)
+        if forbidden:
+            problems.append(f"{key}: forbidden columns {forbidden}")
+        if not schema.remove_metadata().equals(DROP_SCHEMA.remove_metadata()):
+            problems.append(
+                f"{key}: schema differs from the drop schema v{DROP_SCHEMA.metadata[b'schema_version'].decode()}"
+            )
+    return outcome("drop_schema", problems, files=len(keys))
+
+
+def check_forbidden_columns(store: ObjectStore, keys: list[str]) -> CheckOutcome:
+    """No staged file carries an identity, cost, upstream or credential column."""
+    problems = []
+    for key in keys:
+        with store.open(key) as handle:
+            forbidden = forbidden_columns_in(pq.read_schema(pa.BufferReader(handle.read())))
+        if forbidden:
+            problems.append(f"{key}: {', '.join(forbidden)}")
+    return outcome("no_forbidden_columns", problems, files=len(keys))
+
+
+def check_rows_trace_to_own_preview_traffic(
+    staged_rows: pl.DataFrame,
+    lineage: pl.DataFrame,
+    usage: pl.DataFrame,
+    requests: pl.DataFrame,
+    versions: pl.DataFrame,
+    owners: dict[str, str],
+) -> tuple[CheckOutcome, CheckOutcome]:
+    """(no production row, no row of another partner), traced through lineage to the source rows.
+
+    ``staged_rows`` has partner_id, experiment_id, request_id, and the partition's partner as
+    ``partition_partner``.  A row is production traffic unless its usage row exists, has exactly one
+    experiment_requests row, and requested the experiment's public id; it belongs to another partner
+    unless the registry says its experiment is owned by the partition's partner.
+    """
+    traced = (
+        staged_rows.join(lineage, on=["partner_id", "experiment_id", "request_id"], how="left")
+        .join(usage.select("id", "requested_model", "created_at"), left_on="usage_id", right_on="id", how="left")
+        .join(
+            requests.group_by("usage_id").agg(pl.len().alias("n"), pl.col("variant_version_id").first()),
+            on="usage_id",
+            how="left",
+        )
+        .join(
+            versions.select(
+                "variant_version_id", pl.col("experiment_id").alias("source_experiment"), "public_model_id"
+            ),
+            on="variant_version_id",
+            how="left",
+        )
+    )
+    production = traced.filter(
+        pl.col("usage_id").is_null()
+        | pl.col("requested_model").is_null()
+        | (pl.col("n").fill_null(0) != 1)
+        | pl.col("public_model_id").is_null()
+        | (pl.col("requested_model").str.to_lowercase() != pl.col("public_model_id").str.to_lowercase())
+    )
+    owner_of = pl.col("source_experiment").replace_strict(owners, default=None, return_dtype=pl.String)
+    foreign = traced.filter(
+        (pl.col("partner_id") != pl.col("partition_partner"))
+        | pl.col("source_experiment").is_null()
+        | (pl.col("source_experiment") != pl.col("experiment_id"))
+        | owner_of.is_null()
+        | (owner_of != pl.col("partition_partner"))
+    )
+    return (
+        outcome(
+            "no_production_rows",
+            [
+                f"request {r['request_id']} (usage {r['usage_id']}) is not preview traffic"
+                for r in production.iter_rows(named=True)
+            ],
+            rows=traced.height,
+        ),
+        outcome(
+            "no_foreign_partner_rows",
+            [
+                f"request {r['request_id']} in partner={r['partition_partner']} "
+                f"belongs to experiment {r['source_experiment']}"
+                for r in foreign.iter_rows(named=True)
+            ],
+            rows=traced.height,
+        ),
+    )
+
+
+def check_counts_reconcile(accounts: dict, staged_rows_by_partner: dict[str, int]) -> CheckOutcome:
+    """usage lines = exported + excluded + quarantined, and staged rows = exported per partner."""
+    problems = []
+    lines = accounts["usage_lines"]
+    exported = sum(accounts["exported"].values())
+    excluded = sum(accounts["excluded"].values())
+    quarantined = accounts["quarantined"]
+    if lines != exported + excluded + quarantined:
+        problems.append(f"{lines} usage lines != {exported} exported + {excluded} excluded + {quarantined} quarantined")
+    for partner_id, count in accounts["exported"].items():
+        if partner_id in accounts["staged_partners"] and staged_rows_by_partner.get(partner_id, 0) != count:
+            problems.append(
+                f"partner {partner_id}: {staged_rows_by_partner.get(partner_id, 0)} staged rows != {count} exported"
+            )
+    return outcome(
+        "counts_reconcile", problems, usage_lines=lines, exported=exported, excluded=excluded, quarantined=quarantined
+    )
+
+
+def check_leak_scan(store: ObjectStore, keys: list[str], scan: Callable[[pl.Series], list[str]]) -> CheckOutcome:
+    """The strictest detector finds nothing in any redacted request or response body."""
+    problems: list[str] = []
+    scanned = 0
+    for key, table in iter_staged_tables(store, keys, columns=["request_id", "request_body", "response_body"]):
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        for column in ("request_body", "response_body"):
+            texts = frame.get_column(column)
+            scanned += int(texts.str.len_bytes().sum() or 0)
+            for finding in scan(texts):
+                problems.append(f"{key} {column}: {finding}")
+    return outcome("leak_scan", problems, bytes_scanned=scanned)

@@ -1,0 +1,175 @@
+"""The seven export rules of CONTRACT.md §3, vectorised over a day of usage rows.
+
+Every usage row gets ``reason``: null when exported, else the first failing rule's code; exported
+rows also carry ``partner_id``.  Nothing here reads storage except through the ``prompt_available``
+callback, so the rules are tested directly on small frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+
+import polars as pl
+
+from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
+from schemas.landing import PROMPT_SENTINELS
+
+PromptAvailable = Callable[[list[str]], set[str]]
+
+REQUEST_COLUMNS = (
+    "variant_version_id",
+    "allocation_subject",
+    "client_request_id",
+    "request_kind",
+    "request_body_sha256",
+    "was_truncated",
+)
+HISTORY_COLUMNS = ("session_id", "created_at", "usage_id", "variant_version_id")
+
+
+def session_history(usage: pl.DataFrame, requests: pl.DataFrame) -> pl.DataFrame:
+    """One row per usage row with a session: when, and the version that served it (null if not exactly one)."""
+    matched = _matched_requests(requests).select("usage_id", "created_at", "variant_version_id", "request_count")
+    return (
+        usage.filter(pl.col("session_id").is_not_null())
+        .select(pl.col("id").alias("usage_id"), "created_at", "session_id")
+        .join(matched, on=["usage_id", "created_at"], how="left")
+        .select(
+            "session_id",
+            "created_at",
+            "usage_id",
+            pl.when(pl.col("request_count") == 1).then(pl.col("variant_version_id")).alias("variant_version_id"),
+        )
+    )
+
+
+def _matched_requests(requests: pl.DataFrame) -> pl.DataFrame:
+    """experiment_requests grouped by (usage_id, created_at) with how many rows each key has."""
+    return requests.group_by(["usage_id", "created_at"], maintain_order=True).agg(
+        pl.len().alias("request_count"), *[pl.col(c).first() for c in REQUEST_COLUMNS]
+    )
+
+
+def decide(
+    usage: pl.DataFrame,
+    requests: pl.DataFrame,
+    versions: pl.DataFrame,
+    eval_owners: Mapping[str, str],
+    opted_out_users: Iterable[str],
+    opted_out_machines: Iterable[str],
+    history: pl.DataFrame,
+    prompt_available: PromptAvailable,
+    lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS,
+) -> pl.DataFrame:
+    """Apply the rules in order; return the usage rows joined with what the rules resolved.
+
+    ``versions`` is the snapshot's version → variant → experiment table; ``eval_owners`` maps each
+    experiment owned by an ``eval_program`` partner to that partner; ``history`` holds the session
+    history (:func:`session_history`) of the lookback window including this day.
+    """
+    owners = pl.DataFrame(
+        {"experiment_id": list(eval_owners), "partner_id": list(eval_owners.values())},
+        schema={"experiment_id": pl.String, "partner_id": pl.String},
+    )
+    rows = (
+        usage.join(
+            _matched_requests(requests), left_on=["id", "created_at"], right_on=["usage_id", "created_at"], how="left"
+        )
+        .with_columns(pl.col("request_count").fill_null(0))
+        .join(versions, on="variant_version_id", how="left")
+        .join(owners, on="experiment_id", how="left")
+    )
+    one_request = pl.col("request_count") == 1
+    partner_owned = pl.col("partner_id").is_not_null()
+    model_matches = pl.col("requested_model").str.to_lowercase() == pl.col("public_model_id").str.to_lowercase()
+    routing = (
+        (pl.col("status") != "draft")
+        & pl.col("started_at").is_not_null()
+        & (pl.col("started_at") <= pl.col("created_at"))
+        & (pl.col("ended_at").is_null() | (pl.col("created_at") < pl.col("ended_at")))
+    )
+    consented = ~(
+        pl.col("kilo_user_id").is_in(list(opted_out_users))
+        | pl.col("machine_id").fill_null("").is_in([m for m in opted_out_machines if m])
+    )
+    first_five = (
+        one_request.fill_null(False)
+        & partner_owned
+        & model_matches.fill_null(False)
+        & routing.fill_null(False)
+        & consented.fill_null(False)
+    )
+    rows = rows.with_columns(first_five.alias("_passes_first_five"))
+    candidates = rows.filter(pl.col("_passes_first_five"))
+    hashes = candidates.get_column("request_body_sha256").unique().to_list()
+    real = [h for h in hashes if h not in PROMPT_SENTINELS]
+    available = prompt_available(real) if real else set()
+    contaminated = _contaminated_usage_ids(candidates, history, versions, lookback_days)
+    prompt_ok = pl.col("request_body_sha256").is_in(list(available))
+    clean_session = ~pl.col("id").is_in(contaminated)
+    reason = (
+        pl.when(~one_request.fill_null(False))
+        .then(pl.lit(Exclusion.NOT_ONE_EXPERIMENT_REQUEST.value))
+        .when(~partner_owned)
+        .then(pl.lit(Exclusion.NOT_PARTNER_EXPERIMENT.value))
+        .when(~model_matches.fill_null(False))
+        .then(pl.lit(Exclusion.MODEL_MISMATCH.value))
+        .when(~routing.fill_null(False))
+        .then(pl.lit(Exclusion.EXPERIMENT_NOT_ROUTING.value))
+        .when(~consented.fill_null(False))
+        .then(pl.lit(Exclusion.CONSENT_WITHDRAWN.value))
+        .when(~prompt_ok.fill_null(False))
+        .then(pl.lit(Exclusion.PROMPT_UNAVAILABLE.value))
+        .when(~clean_session)
+        .then(pl.lit(Exclusion.SESSION_CONTAMINATED.value))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    return (
+        rows.with_columns(reason.alias("reason"))
+        .with_columns(
+            pl.when(pl.col("reason").is_null())
+            .then(pl.lit(Fate.EXPORTED.value))
+            .otherwise(pl.lit(Fate.EXCLUDED.value))
+            .alias("fate"),
+            pl.when(pl.col("reason").is_null()).then(pl.col("partner_id")).alias("partner_id"),
+        )
+        .drop("_passes_first_five")
+    )
+
+
+def _contaminated_usage_ids(
+    candidates: pl.DataFrame, history: pl.DataFrame, versions: pl.DataFrame, lookback_days: int
+) -> list[str]:
+    """Candidates whose session had a request of another model (or none) in the lookback window before them."""
+    with_session = candidates.filter(pl.col("session_id").is_not_null())
+    if with_session.is_empty():
+        return []
+    resolved = history.join(
+        versions.select("variant_version_id", pl.col("experiment_id").alias("history_experiment")),
+        on="variant_version_id",
+        how="left",
+    ).filter(pl.col("session_id").is_in(with_session.get_column("session_id").unique().to_list()))
+    lookback = timedelta(days=lookback_days)
+    contaminated: list[str] = []
+    for experiment_id in with_session.get_column("experiment_id").unique().to_list():
+        mine = with_session.filter(pl.col("experiment_id") == experiment_id).select("id", "session_id", "created_at")
+        foreign = (
+            resolved.filter(pl.col("history_experiment").is_null() | (pl.col("history_experiment") != experiment_id))
+            .select("session_id", pl.col("created_at").alias("foreign_at"))
+            .sort("foreign_at")
+        )
+        latest_foreign = mine.sort("created_at").join_asof(
+            foreign,
+            left_on="created_at",
+            right_on="foreign_at",
+            by="session_id",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,  # both sides are sorted on the key just above
+        )
+        hit = latest_foreign.filter(
+            pl.col("foreign_at").is_not_null() & (pl.col("foreign_at") >= pl.col("created_at") - lookback)
+        )
+        contaminated.extend(hit.get_column("id").to_list())
+    return contaminated

@@ -1,0 +1,49 @@
+"""Export settings, read from arguments or the environment (nothing is read at import time)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from schemas.drop import DROP_SCHEMA_VERSION, TARGET_FILE_BYTES
+from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, EXCLUSIONS_IN_ORDER
+
+DEFAULT_PARTNERS_PATH = "pipelines/synth/partners.yaml"
+DEFAULT_LANDING_URL = "var/landing"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Where to read, whom to export to, and the knobs of the rules and the writer."""
+
+    landing_url: str = DEFAULT_LANDING_URL
+    partners_path: str = DEFAULT_PARTNERS_PATH
+    lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS
+    feedback_window_days: int = 7
+    batch_rows: int = 512
+    target_file_bytes: int = TARGET_FILE_BYTES
+    only_partner: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> ExportSettings:
+        """Settings from ``TRACEDROP_*`` variables, with explicit overrides taking precedence."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {
+            "landing_url": env.get("TRACEDROP_LANDING_URL", DEFAULT_LANDING_URL),
+            "partners_path": env.get("TRACEDROP_PARTNERS", DEFAULT_PARTNERS_PATH),
+            "lookback_days": int(env.get("TRACEDROP_SESSION_LOOKBACK_DAYS", DEFAULT_SESSION_LOOKBACK_DAYS)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def rules_hash(self) -> str:
+        """A digest of everything that decides which rows are exported."""
+        spec = {
+            "rules": [e.value for e in EXCLUSIONS_IN_ORDER],
+            "session_lookback_days": self.lookback_days,
+            "drop_schema_version": DROP_SCHEMA_VERSION,
+        }
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

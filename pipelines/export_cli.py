@@ -1,0 +1,91 @@
+"""``tracedrop export``: run the Dagster export job in-process for one day and print what it did."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.export.day import validate_date
+from pipelines.resources import TracedropResource
+
+STEP_ORDER = ("landing_ingest", "export_decisions", "staged_drops", "partner_drops")
+
+
+def run_export_job(landing: str, partners: str, dt: str, partner: str | None = None) -> dg.ExecuteInProcessResult:
+    """Execute the same job the UI runs, for partition ``dt``, on a persistent or temporary instance."""
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("export_day")
+    resource = TracedropResource(landing_url=landing, partners_path=partners, only_partner=partner or "")
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    with instance:
+        return job.execute_in_process(
+            partition_key=dt, resources={"tracedrop": resource}, instance=instance, raise_on_error=False
+        )
+
+
+def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.asset_materialization
+        assert materialization is not None
+        found[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+    return found
+
+
+def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, bool, str]]:
+    rows = []
+    for evaluation in result.get_asset_check_evaluations():
+        summary = evaluation.metadata.get("summary")
+        rows.append((evaluation.check_name, evaluation.passed, str(summary.value) if summary else ""))
+    return rows
+
+
+def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
+    """Steps with their key figures, then every check with its verdict."""
+    steps = _materializations(result)
+    table = Table(title="Export steps")
+    table.add_column("step")
+    table.add_column("figures")
+    for name in STEP_ORDER:
+        figures = steps.get(name)
+        shown = (
+            "not run"
+            if figures is None
+            else ", ".join(
+                f"{k}={v}" for k, v in figures.items() if k not in ("notices", "first_quarantined", "destinations")
+            )
+        )
+        table.add_row(name, shown)
+    console.print(table)
+    checks = Table(title="Blocking checks")
+    for column in ("check", "result", "detail"):
+        checks.add_column(column)
+    for name, passed, summary in _check_results(result):
+        checks.add_row(name, "[green]passed[/]" if passed else "[red]FAILED[/]", summary)
+    console.print(checks)
+    for destination in (steps.get("partner_drops") or {}).get("destinations", []):
+        console.print(f"published {destination}")
+
+
+def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
+    """Exit 0 when every step ran and every check passed, 1 otherwise."""
+    console = Console()
+    dt = validate_date(dt)
+    with console.status(f"exporting {dt} from {landing} ..."):
+        result = run_export_job(landing, partners, dt, partner)
+    render_summary(result, console)
+    failed_checks = [name for name, passed, _ in _check_results(result) if not passed]
+    if not result.success or failed_checks:
+        for event in result.all_events:
+            if event.is_step_failure and event.step_failure_data is not None:
+                error = event.step_failure_data.error
+                console.print(f"[red]step {event.step_key} failed:[/] {error.message.strip() if error else ''}")
+        if failed_checks:
+            console.print(f"[red]blocking checks failed: {', '.join(failed_checks)}; nothing was published[/]")
+        return 1
+    return 0
