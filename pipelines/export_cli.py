@@ -24,15 +24,18 @@ def run_export_job(landing: str, partners: str, dt: str, partner: str | None = N
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
     with instance:
         return job.execute_in_process(
-            partition_key=dt, resources={"tracedrop": resource}, instance=instance, raise_on_error=False
+            partition_key=dt,
+            resources={"tracedrop": resource},
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
 
 
 def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        assert materialization is not None
+        materialization = event.step_materialization_data.materialization
         found[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
     return found
 
