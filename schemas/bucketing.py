@@ -56,9 +56,7 @@ def bucket(seed: str, total_weight: int) -> int:
     return int.from_bytes(digest[:4], "big") % total_weight
 
 
-def choose_variant(
-    experiment_id: UUID | str, subject: str, value: str, variants: Sequence[V]
-) -> V:
+def choose_variant(experiment_id: UUID | str, subject: str, value: str, variants: Sequence[V]) -> V:
     """The variant a subject is bucketed into: walk variants in uuid order, first cumulative weight > bucket."""
     if not variants:
         raise ValueError("an experiment needs at least one variant")
@@ -80,9 +78,7 @@ def version_in_force(versions: Sequence[T], now: datetime) -> T | None:
     return max(live, key=lambda v: (v.effective_at, UUID(str(v.id)).bytes))
 
 
-def allocation_subject(
-    user_id: str | None, machine_id: str | None, client_ip: str | None
-) -> tuple[str, str] | None:
+def allocation_subject(user_id: str | None, machine_id: str | None, client_ip: str | None) -> tuple[str, str] | None:
     """Subject precedence user → machine (first 500 chars, trimmed) → ip; empty values are skipped."""
     if user_id:
         return "user", user_id

@@ -100,9 +100,7 @@ FEEDBACK = RecordType(
         Field("message_id", Kind.STRING, nullable=True, default_missing=True, path=("properties", "messageID")),
         Field("session_id", Kind.STRING, nullable=True, default_missing=True, path=("properties", "sessionID")),
         Field("model_id", Kind.STRING, nullable=True, default_missing=True, path=("properties", "modelID")),
-        Field(
-            "provider_id", Kind.STRING, nullable=True, default_missing=True, path=("properties", "providerID")
-        ),
+        Field("provider_id", Kind.STRING, nullable=True, default_missing=True, path=("properties", "providerID")),
     ),
 )
 

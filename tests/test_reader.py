@@ -86,7 +86,11 @@ def test_optional_fields_may_be_absent() -> None:
         (jsonl(with_changes(kilo_user_id=None)), QuarantineReason.MISSING_FIELD, "kilo_user_id is null"),
         (jsonl(with_changes(input_tokens="10")), QuarantineReason.WRONG_TYPE, "input_tokens: expected an integer"),
         (jsonl(with_changes(has_error=1)), QuarantineReason.WRONG_TYPE, "has_error: expected true or false"),
-        (jsonl(with_changes(input_tokens=-1)), QuarantineReason.INVALID_VALUE, "input_tokens: expected an integer >= 0"),
+        (
+            jsonl(with_changes(input_tokens=-1)),
+            QuarantineReason.INVALID_VALUE,
+            "input_tokens: expected an integer >= 0",
+        ),
         (jsonl(with_changes(id="not-a-uuid")), QuarantineReason.INVALID_VALUE, "id: expected a uuid"),
         (jsonl(with_changes(created_at="2026-11-20 10:00")), QuarantineReason.INVALID_VALUE, "with offset"),
         (jsonl(with_changes(response_body_sha256="ABC")), QuarantineReason.INVALID_VALUE, "64 lowercase hex"),
@@ -172,4 +176,6 @@ def test_credential_fields_on_a_version_row_are_dropped_and_reported() -> None:
     flat = json.dumps(table.to_pylist(), default=str)
     assert "sk-live" not in flat and "c2VjcmV0" not in flat
     notices = [n for b in batches for n in b.notices]
-    assert notices == ["versions.jsonl:1: dropped credential field(s) encrypted_api_key, upstream.api_key, upstream.auth_token"]
+    assert notices == [
+        "versions.jsonl:1: dropped credential field(s) encrypted_api_key, upstream.api_key, upstream.auth_token"
+    ]
