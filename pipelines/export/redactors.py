@@ -7,13 +7,13 @@ from functools import lru_cache
 
 import polars as pl
 
-from pipelines.redaction import Redactor, load_default_rules
+from pipelines.redaction import Redactor, RuleSet, load_default_rules
 
 LEAK_SCAN_KEY = b"tracedrop-leak-scan"
 
 
 @lru_cache(maxsize=1)
-def _rules():
+def _rules() -> RuleSet:
     return load_default_rules()
 
 
@@ -27,6 +27,7 @@ def strict_scanner() -> Callable[[pl.Series], list[str]]:
     redactor = Redactor(rules=_rules(), key=LEAK_SCAN_KEY)
 
     def scan(texts: pl.Series) -> list[str]:
-        return [str(finding) for finding in redactor.scan(texts, strict=True)]
+        findings = redactor.scan(texts, strict=True)
+        return [f"row {row}: {rule_id} ({snippet})" for row, rule_id, snippet in findings.iter_rows()]
 
     return scan

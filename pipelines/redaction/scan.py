@@ -1,0 +1,61 @@
+"""Leak scan: report rule hits without changing the texts (the export's final check)."""
+
+import polars as pl
+
+from pipelines.redaction.json_safe import SENTINEL, with_sentinel
+from pipelines.redaction.prefilter import candidate_rows
+from pipelines.redaction.resolvers import RESOLVERS
+from pipelines.redaction.rules import Rule, RuleSet
+
+HITS_SCHEMA = {"row": pl.UInt32, "rule_id": pl.String, "snippet": pl.String}
+_UNESCAPE_ONCE = {"\\\\": "\\", '\\"': '"', "\\/": "/", "\\n": "\n", "\\r": "\r", "\\t": "\t"}
+_CONTEXT = 24
+
+
+def _snippets(rule: Rule, matches: pl.Series) -> dict[str, str]:
+    """Distinct accepted match -> snippet with the secret masked as `<rule-id>`."""
+    resolve = RESOLVERS.get(rule.resolver or "")
+    snippets = {}
+    for text in matches:
+        match = rule.regex.fullmatch(text)
+        if match is None or (resolve is not None and resolve(match["secret"]) is None):
+            continue
+        pre = (match["pre"] or "") if "pre" in rule.groups else ""
+        post = (match["post"] or "") if "post" in rule.groups else ""
+        snippets[text] = f"{pre.lstrip(SENTINEL)[-_CONTEXT:]}<{rule.id}>{post}"
+    return snippets
+
+
+def _hits(rules: RuleSet, texts: pl.Series, *, prefilter: bool) -> pl.DataFrame:
+    padded = with_sentinel(texts)
+    frames = [pl.DataFrame(schema=HITS_SCHEMA)]
+    for rule in rules.rules:
+        rows = candidate_rows(padded, rule, prefilter=prefilter)
+        found = (
+            pl.DataFrame({"row": rows, "match": padded.gather(rows).str.extract_all(rule.pattern)})
+            .explode("match")
+            .drop_nulls("match")
+        )
+        snippets = _snippets(rule, found["match"].unique())
+        if snippets:
+            frames.append(
+                found.filter(pl.col("match").is_in(list(snippets))).select(
+                    pl.col("row").cast(pl.UInt32),
+                    pl.lit(rule.id).alias("rule_id"),
+                    pl.col("match").replace_strict(snippets).alias("snippet"),
+                )
+            )
+    return pl.concat(frames)
+
+
+def scan(rules: RuleSet, texts: pl.Series, *, strict: bool = True) -> pl.DataFrame:
+    """One row per hit: (row, rule_id, snippet with the secret masked). Placeholders never hit.
+
+    Strict mode skips the keyword prefilter and also scans the texts with one level of JSON
+    escaping undone, so a secret spelled with `\\/` or split by escapes is still found.
+    """
+    texts = texts.cast(pl.String)
+    hits = [_hits(rules, texts, prefilter=not strict)]
+    if strict:
+        hits.append(_hits(rules, texts.str.replace_many(_UNESCAPE_ONCE, leftmost=True), prefilter=False))
+    return pl.concat(hits).unique(maintain_order=True).sort("row", maintain_order=True)
