@@ -52,31 +52,30 @@ def iter_staged_tables(
                 yield key, parquet.read_row_group(index, columns=columns)
 
 
-def check_schema(store: ObjectStore, keys: list[str]) -> CheckOutcome:
-    """Every staged file has exactly the drop schema and no forbidden column."""
-    problems = []
+def staged_schemas(store: ObjectStore, keys: list[str]) -> dict[str, pa.Schema]:
+    """The Parquet schema of each staged file."""
+    schemas = {}
     for key in keys:
         with store.open(key) as handle:
-            schema = pq.read_schema(pa.BufferReader(handle.read()))
-        forbidden = forbidden_columns_in(schema)
-        if forbidden:
-            problems.append(f"{key}: forbidden columns {forbidden}")
-        if not schema.remove_metadata().equals(DROP_SCHEMA.remove_metadata()):
-            problems.append(
-                f"{key}: schema differs from the drop schema v{DROP_SCHEMA.metadata[b'schema_version'].decode()}"
-            )
-    return outcome("drop_schema", problems, files=len(keys))
+            schemas[key] = pq.read_schema(pa.BufferReader(handle.read()))
+    return schemas
 
 
-def check_forbidden_columns(store: ObjectStore, keys: list[str]) -> CheckOutcome:
+def check_schema(schemas: dict[str, pa.Schema]) -> CheckOutcome:
+    """Every staged file has exactly the drop schema (names, types, nullability)."""
+    version = DROP_SCHEMA.metadata[b"schema_version"].decode()
+    problems = [
+        f"{key}: schema differs from the drop schema v{version}"
+        for key, schema in schemas.items()
+        if not schema.remove_metadata().equals(DROP_SCHEMA.remove_metadata())
+    ]
+    return outcome("drop_schema", problems, files=len(schemas))
+
+
+def check_forbidden_columns(schemas: dict[str, pa.Schema]) -> CheckOutcome:
     """No staged file carries an identity, cost, upstream or credential column."""
-    problems = []
-    for key in keys:
-        with store.open(key) as handle:
-            forbidden = forbidden_columns_in(pq.read_schema(pa.BufferReader(handle.read())))
-        if forbidden:
-            problems.append(f"{key}: {', '.join(forbidden)}")
-    return outcome("no_forbidden_columns", problems, files=len(keys))
+    problems = [f"{key}: {', '.join(forbidden_columns_in(s))}" for key, s in schemas.items() if forbidden_columns_in(s)]
+    return outcome("no_forbidden_columns", problems, files=len(schemas))
 
 
 def check_rows_trace_to_own_preview_traffic(

@@ -25,6 +25,7 @@ from pipelines.export.checks import (
     check_rows_trace_to_own_preview_traffic,
     check_schema,
     iter_staged_tables,
+    staged_schemas,
 )
 from pipelines.export.feedback import latest_rating_per_turn
 from pipelines.export.ingest import (
@@ -318,14 +319,15 @@ def run_checks(settings: ExportSettings, dt: str) -> list[CheckOutcome]:
         snapshot.versions,
         {e: p.id for p in registry.partners for e in p.experiment_ids if p.eval_program},
     )
+    schemas = staged_schemas(store, keys)
     by_partner = Counter({p.partner_id: 0 for p in partitions})
     for p in partitions:
         by_partner[p.partner_id] += sum(f.rows for f in p.files)
     return [
         production,
         foreign,
-        check_forbidden_columns(store, keys),
-        check_schema(store, keys),
+        check_forbidden_columns(schemas),
+        check_schema(schemas),
         check_counts_reconcile(_read_json(store, area.accounts_key(dt)), dict(by_partner)),
         check_leak_scan(store, keys, strict_scanner()),
     ]
