@@ -1,0 +1,50 @@
+"""Command functions behind ``tracedrop proxy`` and ``tracedrop proxy-stub``; they return exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from replay.proxy.app import ProxySettings, create_app
+from replay.proxy.server import serve
+from replay.proxy.stub_upstream import StubSettings, StubUpstream
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PROXY_PORT = 8787
+DEFAULT_STUB_PORT = 9001
+DEFAULT_LANDING = "var/landing"
+
+
+def proxy_command(
+    config: str,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PROXY_PORT,
+    landing: str = DEFAULT_LANDING,
+    watch_interval: float | None = 1.0,
+) -> int:
+    """Serve the proxy until SIGINT/SIGTERM: 0 after a clean stop, 2 for a bad config, 1 otherwise."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        app = create_app(config, landing, ProxySettings(watch_interval=watch_interval))
+    except ValueError as exc:  # a ConfigError, or an unusable landing URL
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"tracedrop proxy on http://{host}:{port}/v1 (telemetry to {landing})", file=sys.stderr)
+    return 0 if serve(app, host, port) else 1
+
+
+def stub_command(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_STUB_PORT,
+    latency_ms: float = 0.0,
+    chunk_delay_ms: float = 0.0,
+    error_rate: float = 0.0,
+    error_status: int = 500,
+) -> int:
+    """Serve a stub OpenAI-compatible upstream (see :mod:`replay.proxy.stub_upstream`)."""
+    settings = StubSettings(
+        latency_ms=latency_ms, chunk_delay_ms=chunk_delay_ms, error_rate=error_rate, error_status=error_status
+    )
+    print(f"stub upstream on http://{host}:{port}/v1", file=sys.stderr)
+    return 0 if serve(StubUpstream(settings).app(), host, port) else 1
