@@ -1,0 +1,5 @@
+"""``tracedrop synth``: a realistic, deterministic synthetic landing zone with its ground truth.
+
+Entry points: :func:`pipelines.synth.generate.generate` (Python API) and
+:func:`pipelines.synth.cli.synth_command` (the command).
+"""

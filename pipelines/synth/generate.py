@@ -1,0 +1,251 @@
+"""Orchestration: plan each day's sessions, build them, and stream rows, blobs and ground truth out.
+
+``generate(store, config, progress)`` is the Python API; the same seed and arguments always write
+the same bytes (ids, times and texts come from seeded generators, never the clock or ``hash()``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from pipelines.objectstore import ObjectStore
+from pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
+from pipelines.synth.content import AgentContent, Pools
+from pipelines.synth.ids import Ids
+from pipelines.synth.malformed import Malformer
+from pipelines.synth.population import build_population
+from pipelines.synth.rows import experiment_request_rows, feedback_row, planted_row, usage_row
+from pipelines.synth.scenario import build_scenario, snapshot_rows
+from pipelines.synth.sessions import SessionBuilder, SessionOutput
+from pipelines.synth.traffic import PLANTED_PER_REQUESTS, Traffic, background_share
+from pipelines.synth.truth import Consent, judge_session
+from pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, DayFiles
+from schemas.landing import (
+    EXPERIMENT_REQUESTS,
+    FEEDBACK,
+    OPT_OUTS,
+    PROMPTS_PREFIX,
+    RECORD_TYPES,
+    RESPONSES_PREFIX,
+    USAGE,
+    RecordType,
+    partition_dir,
+)
+
+DEFAULT_START = date(2026, 11, 1)
+SYNTH_ROOT = "_synth"
+SUMMARY_KEY = f"{SYNTH_ROOT}/summary.json"
+TRUTH, PLANTED = "truth", "planted"
+MALFORMED_RATE = 0.001
+
+
+class SynthError(RuntimeError):
+    """The generator cannot run with these arguments or into this location."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    days: int = 3
+    requests_per_day: int = 2000
+    seed: int = 7
+    start: date = DEFAULT_START
+    gzip: bool = False
+    roll_bytes: int = DEFAULT_ROLL_BYTES
+    malformed_rate: float = MALFORMED_RATE
+
+    def __post_init__(self) -> None:
+        if self.days < 1 or self.requests_per_day < 1:
+            raise SynthError("days and requests per day must be at least 1")
+
+
+@dataclass(frozen=True)
+class SynthProgress:
+    day: str
+    day_index: int
+    days: int
+    requests: int  # requests generated so far, all days
+    target: int  # days × requests per day
+    bytes_written: int  # prompt and response blob bytes so far
+
+
+Progress = Callable[[SynthProgress], None]
+
+
+def truth_dir(dt: str) -> str:
+    return f"{SYNTH_ROOT}/truth/dt={dt}"
+
+
+def planted_dir(dt: str) -> str:
+    return f"{SYNTH_ROOT}/planted/dt={dt}"
+
+
+def prepare_location(store: ObjectStore) -> None:
+    """Refuse a non-empty location unless it holds an earlier synth run, which is then removed."""
+    keys = [info.key for info in store.list()]
+    if not keys:
+        return
+    if SUMMARY_KEY not in keys:
+        raise SynthError(f"{store.url} is not empty and is not an earlier synth output; choose an empty location")
+    store.delete(keys)
+
+
+class _Run:
+    """The state of one generation: writers, counters and the fixed parts of the scenario."""
+
+    def __init__(self, store: ObjectStore, config: SynthConfig) -> None:
+        self.store = store
+        self.config = config
+        start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
+        self.scenario = build_scenario(start, config.days)
+        self.population = build_population(random.Random(f"{config.seed}:population"), config.requests_per_day // 8)
+        pop = self.population
+        assert pop.opted_out_user.user_id and pop.opted_out_machine_user.machine_id
+        self.consent = Consent(
+            frozenset({pop.opted_out_user.user_id}), frozenset({pop.opted_out_machine_user.machine_id})
+        )
+        pools = Pools.build(random.Random(f"{config.seed}:content"))
+        self.builder = SessionBuilder(AgentContent(pools), self.scenario.end_us)
+        self.traffic = Traffic(self.scenario, pop)
+        self.files = DayFiles(store, config.gzip, config.roll_bytes)
+        self.blobs = BlobWriter(store)
+        self.malformers = {
+            rt.name: Malformer(rt, random.Random(f"{config.seed}:malformed:{rt.name}"), config.malformed_rate)
+            for rt in (USAGE, EXPERIMENT_REQUESTS, FEEDBACK)
+        }
+        self.exported: Counter[tuple[str, str, str]] = Counter()  # (partner, experiment, dt)
+        self.excluded: Counter[tuple[str, str]] = Counter()  # (reason, dt)
+        self.planted: Counter[str] = Counter()
+        self.requests = 0
+
+    def write_snapshots(self) -> None:
+        for name, rows in snapshot_rows(self.scenario).items():
+            self._put_jsonl(RECORD_TYPES[name].location, rows)
+        self._put_jsonl(OPT_OUTS.location, self.population.opt_out_rows(rfc3339(to_us(self.scenario.opt_out_at))))
+
+    def _put_jsonl(self, key: str, rows: list[dict[str, Any]]) -> None:
+        self.store.put(key, b"".join(orjson.dumps(row) + b"\n" for row in rows))
+
+    def _row(self, record_type: RecordType, dt: str, row: dict[str, Any]) -> None:
+        self.files.write(
+            record_type.name, partition_dir(record_type, dt), dt, row, self.malformers[record_type.name].maybe
+        )
+
+    def emit(self, output: SessionOutput) -> tuple[int, int]:
+        """Write a session's requests, blobs, truth and feedback; return (requests, experiment requests)."""
+        experiment_requests = 0
+        for request, truth in zip(
+            output.requests, judge_session(output.requests, self.scenario, self.consent), strict=True
+        ):
+            dt = day_of(request.created_us)
+            response_sha = None
+            if request.response is not None:
+                response_sha = hashlib.sha256(request.response).hexdigest()
+                self.blobs.put(RESPONSES_PREFIX, response_sha, request.response)
+            if request.body is not None:
+                assert request.body_sha is not None
+                self.blobs.put(PROMPTS_PREFIX, request.body_sha, request.body)
+            self._row(USAGE, dt, usage_row(request, response_sha))
+            for row in experiment_request_rows(request):
+                self._row(EXPERIMENT_REQUESTS, row["created_at"][:10], row)
+            self.files.write_single(TRUTH, truth_dir(dt), dt, TRUTH, truth)
+            for item in request.plants:
+                self.files.write_single(PLANTED, planted_dir(dt), dt, PLANTED, planted_row(request, item))
+                self.planted[item.kind] += 1
+            if truth["reason"] is None:
+                self.exported[(str(truth["partner_id"]), str(truth["experiment_id"]), dt)] += 1
+            else:
+                self.excluded[(str(truth["reason"]), dt)] += 1
+            experiment_requests += request.experiment is not None
+        for event in output.feedback:
+            row = feedback_row(event)
+            self._row(FEEDBACK, row["timestamp"][:10], row)
+        self.requests += len(output.requests)
+        return len(output.requests), experiment_requests
+
+    def day(self, index: int, day: date, progress: Progress | None) -> None:
+        config = self.config
+        rng = random.Random(f"{config.seed}:day:{day.isoformat()}")
+        ids = Ids(rng)
+        start = day_start_us(day)
+        target = config.requests_per_day
+        plans = [
+            plan
+            for rep in range(max(1, target // PLANTED_PER_REQUESTS))
+            for plan in self.traffic.planted(start, rng, first_of_run=index == 0 and rep == 0)
+        ]
+        done = experiment = 0
+        for plan in plans:
+            n, e = self.emit(self.builder.build(plan, rng, ids))
+            done, experiment = done + n, experiment + e
+        share = background_share(target, done, experiment)
+        while done < target:
+            done += self.emit(self.builder.build(self.traffic.background(start, rng, share), rng, ids))[0]
+            if progress is not None:
+                blob_bytes = sum(s.bytes for s in self.blobs.stats.values())
+                progress(
+                    SynthProgress(day.isoformat(), index, config.days, self.requests, target * config.days, blob_bytes)
+                )
+        self.files.close_through(day.isoformat())
+
+    def summary(self) -> dict[str, Any]:
+        stats = self.files.stats
+        landing = (USAGE.name, EXPERIMENT_REQUESTS.name, FEEDBACK.name)
+        return {
+            "synth_version": 1,
+            "config": {**asdict(self.config), "start": self.config.start.isoformat()},
+            "window": {"start": rfc3339(self.scenario.start_us), "end": rfc3339(self.scenario.end_us)},
+            "rows": _nest(Counter({k: v for k, v in stats.rows.items() if k[0] in landing})),
+            "malformed": _nest(stats.malformed),
+            "files": dict(sorted(stats.files.items())),
+            "bytes": dict(sorted(stats.bytes.items())),
+            "blobs": {prefix: asdict(s) for prefix, s in sorted(self.blobs.stats.items())},
+            "expected": {
+                "exported": _nest(_sum_by(self.exported, (0, 2))),
+                "exported_by_experiment": _nest(self.exported),
+                "excluded": _nest(self.excluded),
+                "quarantined": _nest(stats.malformed),
+            },
+            "planted": dict(sorted(self.planted.items())),
+        }
+
+
+def _sum_by(counter: Counter[tuple[str, ...]], keep: tuple[int, ...]) -> Counter[tuple[str, ...]]:
+    out: Counter[tuple[str, ...]] = Counter()
+    for key, value in counter.items():
+        out[tuple(key[i] for i in keep)] += value
+    return out
+
+
+def _nest(counter: Counter[Any]) -> dict[str, Any]:
+    """``{(a, b): n}`` → ``{a: {b: n}}`` with sorted keys (any depth)."""
+    out: dict[str, Any] = {}
+    for key, value in sorted(counter.items()):
+        node = out
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = value
+    return out
+
+
+def generate(store: ObjectStore, config: SynthConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Write the landing zone and ``_synth/`` (truth, planted values, summary); return the summary."""
+    prepare_location(store)
+    run = _Run(store, config)
+    try:
+        run.write_snapshots()
+        for index in range(config.days):
+            run.day(index, config.start + timedelta(days=index), progress)
+        run.files.close_through()
+    finally:
+        run.blobs.close()
+    summary = run.summary()
+    store.put(SUMMARY_KEY, orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return summary

@@ -1,0 +1,88 @@
+"""Landing-zone and ground-truth lines for intended requests (field names as in schemas/landing.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.synth.clock import rfc3339
+from pipelines.synth.plants import PlantedItem
+from pipelines.synth.sessions import FeedbackEvent, PromptState, Request, RequestRows
+from schemas.landing import EXPERIMENT_PROVIDER, FEEDBACK_EVENT, PROMPT_DELETED, PROMPT_FAILED
+
+SHIFT_US = 1_000  # a SHIFTED experiment_requests row is 1 ms off its usage row
+SENTINELS = {PromptState.FAILED: PROMPT_FAILED, PromptState.DELETED: PROMPT_DELETED}
+
+
+def usage_row(request: Request, response_sha: str | None) -> dict[str, Any]:
+    person = request.person
+    cache_write = 0 if request.cache_hit_tokens else request.input_tokens // 3
+    return {
+        "id": request.usage_id,
+        "created_at": rfc3339(request.created_us),
+        "kilo_user_id": person.kilo_user_id,
+        "requested_model": request.requested_model,
+        "model": request.reported_model,
+        "provider": EXPERIMENT_PROVIDER if request.production is None else request.production.provider,
+        "input_tokens": request.input_tokens,
+        "output_tokens": request.output_tokens,
+        "cache_write_tokens": cache_write,
+        "cache_hit_tokens": request.cache_hit_tokens,
+        "cost": 3 * (request.input_tokens - request.cache_hit_tokens)
+        + request.cache_hit_tokens // 3
+        + 15 * request.output_tokens,
+        "has_error": request.status_code != 200,
+        "status_code": request.status_code,
+        "latency": request.latency_ms,
+        "streamed": request.streamed,
+        "cancelled": request.cancelled,
+        "session_id": request.session_id,
+        "machine_id": person.machine_id,
+        "client_ip": person.ip,
+        "organization_id": person.organization_id,
+        "response_body_sha256": response_sha,
+    }
+
+
+def experiment_request_rows(request: Request) -> list[dict[str, Any]]:
+    """The experiment_requests rows the gateway logged: none, one, two, or one with a shifted time."""
+    if request.rows in (RequestRows.NONE, RequestRows.MISSING):
+        return []
+    assert request.prompt is not None and request.body_sha is not None
+    shift = SHIFT_US if request.rows is RequestRows.SHIFTED else 0
+    row = {
+        "usage_id": request.usage_id,
+        "created_at": rfc3339(request.created_us + shift),
+        "variant_version_id": request.version_id,
+        "allocation_subject": request.subject_kind,
+        "client_request_id": request.turn_id,
+        "request_kind": "chat_completions",
+        "request_body_sha256": SENTINELS.get(request.prompt, request.body_sha),
+        "was_truncated": request.truncated,
+    }
+    return [row, row] if request.rows is RequestRows.DUPLICATE else [row]
+
+
+def feedback_row(event: FeedbackEvent) -> dict[str, Any]:
+    return {
+        "event": FEEDBACK_EVENT,
+        "timestamp": rfc3339(event.timestamp_us),
+        "properties": {
+            "rating": event.rating,
+            "parentMessageID": event.turn_id,
+            "messageID": event.message_id,
+            "sessionID": event.session_id,
+            "modelID": event.model,
+            "providerID": "kilocode",
+        },
+    }
+
+
+def planted_row(request: Request, item: PlantedItem) -> dict[str, Any]:
+    """Which planted value went into which stored prompt (``_synth/planted/``)."""
+    return {
+        "usage_id": request.usage_id,
+        "request_body_sha256": request.body_sha,
+        "category": item.category,
+        "kind": item.kind,
+        "value": item.value,
+    }

@@ -1,0 +1,94 @@
+"""The ground truth: each usage row's intended fate under CONTRACT.md §3, from what the generator meant.
+
+Nothing here reads the written files: the fate follows from the :class:`Request` records (which
+experiment served them, which rows and blobs were logged) and the scenario, rule by rule in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pipelines.synth.clock import DAY, rfc3339, to_datetime
+from pipelines.synth.scenario import Scenario
+from pipelines.synth.sessions import PromptState, Request, RequestRows
+from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Withdrawn subjects: an opt-out covers every request of the subject, before and after it."""
+
+    users: frozenset[str]
+    machines: frozenset[str]
+
+    def withdrawn(self, request: Request) -> bool:
+        person = request.person
+        return person.kilo_user_id in self.users or (
+            person.machine_id is not None and person.machine_id in self.machines
+        )
+
+
+def _served_experiment(request: Request, scenario: Scenario) -> str | None:
+    """The experiment a request counts as served by in session history (null if not exactly one row)."""
+    if request.rows is not RequestRows.ONE or request.version_id is None:
+        return None
+    resolved = scenario.version_index.get(request.version_id)
+    return resolved[1].id if resolved else None
+
+
+def first_failing_rule(
+    request: Request, history: list[tuple[int, str | None]], scenario: Scenario, consent: Consent, lookback_days: int
+) -> Exclusion | None:
+    """Rules 1..7 in order; ``history`` holds (created_us, served experiment) of the session's earlier requests."""
+    if request.rows is not RequestRows.ONE:
+        return Exclusion.NOT_ONE_EXPERIMENT_REQUEST
+    resolved = scenario.version_index.get(request.version_id or "")
+    owner = scenario.owner(resolved[1].id) if resolved else None
+    if resolved is None or owner is None or not owner.eval_program:
+        return Exclusion.NOT_PARTNER_EXPERIMENT
+    experiment = resolved[1]
+    if request.requested_model.lower() != experiment.public_model_id.lower():
+        return Exclusion.MODEL_MISMATCH
+    if not experiment.routing_at(to_datetime(request.created_us)):
+        return Exclusion.EXPERIMENT_NOT_ROUTING
+    if consent.withdrawn(request):
+        return Exclusion.CONSENT_WITHDRAWN
+    if request.prompt is not PromptState.STORED:
+        return Exclusion.PROMPT_UNAVAILABLE
+    if request.session_id is not None:
+        window_start = request.created_us - lookback_days * DAY
+        for at, served in history:
+            if window_start <= at < request.created_us and served != experiment.id:
+                return Exclusion.SESSION_CONTAMINATED
+    return None
+
+
+def judge_session(
+    requests: Iterable[Request],
+    scenario: Scenario,
+    consent: Consent,
+    lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS,
+) -> list[dict[str, object]]:
+    """Truth rows for one session's requests (given in created_at order)."""
+    rows = []
+    history: list[tuple[int, str | None]] = []
+    for request in requests:
+        reason = first_failing_rule(request, history, scenario, consent, lookback_days)
+        experiment = request.experiment if request.variant is not None else None  # None: unresolvable version
+        owner = scenario.owner(experiment.id) if experiment is not None else None
+        rows.append(
+            {
+                "usage_id": request.usage_id,
+                "created_at": rfc3339(request.created_us),
+                "fate": (Fate.EXCLUDED if reason else Fate.EXPORTED).value,
+                "reason": reason.value if reason else None,
+                "partner_id": owner.id if owner else None,
+                "experiment_id": experiment.id if experiment is not None else None,
+                "variant_id": request.variant.id if request.variant else None,
+                "variant_version_id": request.version_id,
+                "feedback_rating": request.rating,
+            }
+        )
+        history.append((request.created_us, _served_experiment(request, scenario)))
+    return rows
