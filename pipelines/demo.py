@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -13,6 +15,7 @@ from rich.table import Table
 from pipelines.export_cli import render_summary, run_export_job
 from pipelines.landing import landing_days
 from pipelines.objectstore import open_store
+from replay.proxy.demo_traffic import play_demo_traffic
 from schemas.landing import USAGE
 from schemas.partners import PartnerRegistry, load_partner_registry
 
@@ -20,6 +23,7 @@ DEMO_REGISTRY = Path(__file__).parent / "synth" / "partners.yaml"
 DEMO_DAYS = 3
 DEMO_REQUESTS_PER_DAY = 1500
 DEMO_SEED = 7
+DEMO_PROXY_SESSIONS = 24
 
 
 def demo_registry(workdir: Path) -> Path:
@@ -51,13 +55,16 @@ def drop_overview(drops: Path) -> Table:
 
 
 def demo_command(workdir: str) -> int:
-    """Synthesise a landing zone, export every day of it, and show the drops."""
+    """Synthesise a landing zone, export every day of it, route live traffic through the proxy and export
+    that too, then show the drops."""
     from pipelines.synth.cli import synth_command
 
     console = Console()
     root = Path(workdir).absolute()
     root.mkdir(parents=True, exist_ok=True)
     landing = root / "landing"
+    for previous in ("drops", "proxy-landing"):
+        shutil.rmtree(root / previous, ignore_errors=True)  # the demo always starts afresh
     console.rule("1. synthesise a landing zone")
     status = synth_command(
         out=str(landing), days=DEMO_DAYS, requests_per_day=DEMO_REQUESTS_PER_DAY, seed=DEMO_SEED, start=None, gzip=False
@@ -71,7 +78,18 @@ def demo_command(workdir: str) -> int:
         result = run_export_job(str(landing), str(registry), dt)
         render_summary(result, console)
         failures += 0 if result.success else 1
-    console.rule("3. the drops")
+    console.rule("3. route live traffic through the bundled proxy and export it")
+    proxy_landing = root / "proxy-landing"
+    with console.status("playing agent sessions through the proxy against a stub upstream ..."):
+        traffic = play_demo_traffic(str(proxy_landing), sessions=DEMO_PROXY_SESSIONS)
+    console.print(
+        f"proxy served {dict(traffic.requests)} in {traffic.sessions} sessions; telemetry {traffic.telemetry}"
+    )
+    today = datetime.now(UTC).date().isoformat()
+    result = run_export_job(str(proxy_landing), str(registry), today)
+    render_summary(result, console)
+    failures += 0 if result.success else 1
+    console.rule("4. the drops")
     drops = root / "drops"
     if any(drops.rglob("*.parquet")):
         console.print(drop_overview(drops))
@@ -79,6 +97,7 @@ def demo_command(workdir: str) -> int:
     console.print(
         "Read a drop yourself:\n"
         f"  duckdb -c \"SELECT * FROM read_parquet('{pattern}', hive_partitioning=true) LIMIT 5\"\n"
-        f"  python -c \"import polars as pl; print(pl.scan_parquet('{pattern}', hive_partitioning=True).collect())\""
+        f"  python -c \"import polars as pl; print(pl.scan_parquet('{pattern}', hive_partitioning=True).collect())\"",
+        soft_wrap=True,
     )
     return 1 if failures else 0

@@ -72,7 +72,7 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
         checks.add_row(name, "[green]passed[/]" if passed else "[red]FAILED[/]", summary)
     console.print(checks)
     for destination in (steps.get("partner_drops") or {}).get("destinations", []):
-        console.print(f"published {destination}")
+        console.print(f"published {destination}", soft_wrap=True)
 
 
 def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
