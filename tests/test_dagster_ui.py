@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipelines.checks import CHECK_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """
 {
@@ -60,14 +62,7 @@ def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webs
     assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
     assert set(assets) == {"landing_ingest", "export_decisions", "staged_drops", "partner_drops"}
     checks = {c["name"] for c in assets["staged_drops"]["assetChecksOrError"]["checks"]}
-    assert checks == {
-        "no_production_rows",
-        "no_foreign_partner_rows",
-        "no_forbidden_columns",
-        "drop_schema",
-        "counts_reconcile",
-        "leak_scan",
-    }
+    assert checks == set(CHECK_NAMES)
     (repository,) = data["repositoriesOrError"]["nodes"]
     assert [(s["name"], s["cronSchedule"]) for s in repository["schedules"]] == [("daily_export", "0 2 * * *")]
     assert {s["name"] for s in repository["sensors"]} == {"late_landing_files", "consent_opt_outs"}
