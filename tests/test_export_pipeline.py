@@ -270,3 +270,19 @@ def test_a_corrupt_blob_is_excluded_with_a_notice_not_published(s3_world) -> Non
         pq.read_table(io.BytesIO(v)).to_pylist() for k, v in drop_objects(drops_url).items() if k.endswith(".parquet")
     ]
     assert "tampered" not in str(published)
+
+
+def test_a_version_row_carrying_a_key_is_read_without_it_and_reported(s3_world) -> None:
+    landing_url, drops_url, registry = s3_world
+    builder = busy_day()
+    builder.versions[0]["upstream"]["api_key"] = "sk-live-should-never-travel"
+    builder.versions[0]["encrypted_api_key"] = "ZW5jcnlwdGVk"
+    builder.write(open_store(landing_url))
+    result = materialize(landing_url, registry)
+    assert result.success
+    notices = result.asset_materializations_for_node("export_decisions")[0].metadata["snapshot_notices"].value
+    assert any("encrypted_api_key, upstream.api_key" in n for n in notices)
+    published = [
+        pq.read_table(io.BytesIO(v)).to_pylist() for k, v in drop_objects(drops_url).items() if k.endswith(".parquet")
+    ]
+    assert published and "sk-live-should-never-travel" not in str(published)
