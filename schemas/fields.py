@@ -9,6 +9,7 @@ is spelled exactly once.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -86,8 +87,11 @@ class Field:
             if self.nullable:
                 return None
             raise FieldError("missing_field", f"{self.name} is null but required")
-        converter = _CONVERTERS[self.kind]
-        return converter(self, value)
+        return _CONVERTERS[self.kind](self, value)
+
+    def converter(self) -> Callable[[Field, Any], Any]:
+        """The function that validates a non-null value of this field: ``converter()(field, value)``."""
+        return _CONVERTERS[self.kind]
 
 
 def _type_error(field: Field, expected: str, value: Any) -> FieldError:

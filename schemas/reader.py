@@ -131,12 +131,22 @@ class _Prepend(io.RawIOBase):
         return n
 
 
+_MISSING = object()
+
+
 class _Validator:
-    """Turns parsed objects into column values, or raises FieldError."""
+    """Turns parsed objects into column values, or raises FieldError.
+
+    The per-field plan (top-level key or nested path, spec, converter) is built once, so the
+    per-line loop does no attribute or enum look-ups.
+    """
 
     def __init__(self, record_type: RecordType) -> None:
         self.record_type = record_type
-        self.fields = record_type.fields
+        self.plan = [
+            (spec.json_path[0] if len(spec.json_path) == 1 else None, spec.json_path, spec, spec.converter())
+            for spec in record_type.fields
+        ]
 
     def strip_secrets(self, obj: dict[str, Any]) -> list[str]:
         dropped = [name for name in list(obj) if name in ("encrypted_api_key", "api_key")]
@@ -151,22 +161,27 @@ class _Validator:
         return dropped
 
     def convert(self, obj: dict[str, Any]) -> list[Any]:
-        values = []
-        for spec in self.fields:
-            node: Any = obj
-            present = True
-            for step in spec.json_path:
-                if isinstance(node, dict) and step in node:
-                    node = node[step]
-                else:
-                    present = False
-                    break
-            if not present:
-                if spec.default_missing:
-                    values.append(None)
-                    continue
-                raise FieldError("missing_field", f"missing field {'.'.join(spec.json_path)}")
-            values.append(spec.convert(node))
+        values: list[Any] = []
+        append = values.append
+        for key, path, spec, converter in self.plan:
+            if key is not None:
+                node = obj.get(key, _MISSING)
+            else:
+                node = obj
+                for step in path:
+                    node = node.get(step, _MISSING) if isinstance(node, dict) else _MISSING
+                    if node is _MISSING:
+                        break
+            if node is _MISSING:
+                if not spec.default_missing:
+                    raise FieldError("missing_field", f"missing field {'.'.join(path)}")
+                append(None)
+            elif node is None:
+                if not spec.nullable:
+                    raise FieldError("missing_field", f"{spec.name} is null but required")
+                append(None)
+            else:
+                append(converter(spec, node))
         return values
 
 
