@@ -220,7 +220,17 @@ def stage(settings: ExportSettings, dt: str, progress: Progress | None = None) -
     exported = decisions.filter((pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(wanted))
     keys = {p.id: PartnerKeys(p.salt(), make_redactor(p.salt())) for p in partners}
     ratings = latest_rating_per_turn(load_ingested(store, FEEDBACK.name, dt))
-    report = stage_day(store, exported, ratings, keys, dt, settings.batch_rows, settings.target_file_bytes, progress)
+    report = stage_day(
+        store,
+        exported,
+        ratings,
+        keys,
+        dt,
+        settings.batch_rows,
+        settings.target_file_bytes,
+        progress,
+        settings.batch_bytes,
+    )
     if not report.redactor_version:
         report.redactor_version = make_redactor(b"version-only").version
     accounts = _accounts(store, dt, decisions, report, wanted)

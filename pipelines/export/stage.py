@@ -13,6 +13,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.export.blobs import BlobReader
+from pipelines.export.blobs import BlobReader, FetchResult
 from pipelines.export.internal_area import staging_partition_prefix, staging_prefix, staging_sidecar_key
 from pipelines.export.pseudonyms import pseudonymise
 from pipelines.objectstore import ObjectStore, write_parquet
@@ -30,7 +31,9 @@ from schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, PART_TEMPLATE, TARGET
 from schemas.exclusions import Exclusion
 from schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
 
-DEFAULT_BATCH_ROWS = 512
+DEFAULT_BATCH_ROWS = 1024  # the first batch; later ones are sized by the bytes their blobs take
+DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
+MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 16_384
 LINEAGE_SCHEMA = pa.schema(
     [
         ("partner_id", pa.string()),
@@ -147,9 +150,48 @@ class _RollingParquet:
             self._writer = None
 
 
-def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
-    for offset in range(0, frame.height, size):
-        yield frame.slice(offset, size)
+@dataclass
+class FetchedBatch:
+    """A batch of rows with its prompt and response blobs fetched."""
+
+    rows: pl.DataFrame
+    prompts: FetchResult
+    responses: FetchResult
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(v) for v in self.prompts.texts.values()) + sum(len(v) for v in self.responses.texts.values())
+
+
+def _fetch(rows: pl.DataFrame, prompts: BlobReader, responses: BlobReader) -> FetchedBatch:
+    return FetchedBatch(
+        rows,
+        prompts.fetch(rows.get_column("request_body_sha256").to_list()),
+        responses.fetch(rows.get_column("response_body_sha256").drop_nulls().to_list()),
+    )
+
+
+def fetched_batches(
+    frame: pl.DataFrame, prompts: BlobReader, responses: BlobReader, first_rows: int, target_bytes: int
+) -> Iterator[FetchedBatch]:
+    """Batches in order, each sized so its blobs come to about ``target_bytes`` (learned as it goes),
+    with the next batch's blobs fetched in the background while the caller works on the current one."""
+    offset = 0
+    rows = first_rows
+    seen_rows = seen_bytes = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="tracedrop-prefetch") as pool:
+        pending = pool.submit(_fetch, frame.slice(0, rows), prompts, responses) if frame.height else None
+        offset = rows
+        while pending is not None:
+            current = pending.result()
+            seen_rows += current.rows.height
+            seen_bytes += current.bytes
+            rows = min(MAX_BATCH_ROWS, max(MIN_BATCH_ROWS, target_bytes * seen_rows // max(seen_bytes, 1)))
+            pending = None
+            if offset < frame.height:
+                pending = pool.submit(_fetch, frame.slice(offset, rows), prompts, responses)
+                offset += rows
+            yield current
 
 
 def _map_counts(*count_series: pl.Series) -> pa.Array:
@@ -215,6 +257,7 @@ def stage_day(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     target_file_bytes: int = TARGET_FILE_BYTES,
     progress: Callable[[int], None] | None = None,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> StageReport:
     """Stage every exported row of the selected partners; replace any earlier staging of the day."""
     store.delete([info.key for info in store.list(staging_prefix(dt))])
@@ -235,15 +278,15 @@ def stage_day(
             ordered = with_pseudonyms(group, keys.salt).sort(
                 ["pseudo_session_id", "created_at", "request_id"], nulls_last=True
             )
-            for batch in _batches(ordered, batch_rows):
+            for fetched in fetched_batches(ordered, prompts, responses, batch_rows, batch_bytes):
                 table, batch_lineage = _stage_batch(
-                    batch, keys, prompts, responses, report, partition, len(writer.finished)
+                    fetched, keys, responses.store.url, report, partition, len(writer.finished)
                 )
                 if table.num_rows:
                     writer.write(table)
                     lineage.append(batch_lineage)
                 if progress:
-                    progress(batch.height)
+                    progress(fetched.rows.height)
             writer.close()
             prefix = staging_partition_prefix(dt, partition.partner_id, partition.experiment_id)
             for path, count in writer.finished:
@@ -259,20 +302,17 @@ def stage_day(
 
 
 def _stage_batch(
-    batch: pl.DataFrame,
+    fetched: FetchedBatch,
     keys: PartnerKeys,
-    prompts: BlobReader,
-    responses: BlobReader,
+    landing_url: str,
     report: StageReport,
     partition: StagedPartition,
     file_index: int,
 ) -> tuple[pa.Table, pa.Table]:
-    prompt_blobs = prompts.fetch(batch.get_column("request_body_sha256").to_list())
-    response_hashes = batch.get_column("response_body_sha256").drop_nulls().to_list()
-    response_blobs = responses.fetch(response_hashes)
+    batch, prompt_blobs, response_blobs = fetched.rows, fetched.prompts, fetched.responses
     report.notices.extend(prompt_blobs.corrupt)
     report.notices.extend(
-        f"{responses.store.url}/{responses.key(h)}: response blob missing" for h in response_blobs.missing
+        f"{landing_url}/{RESPONSES_PREFIX}/{h}: response blob missing" for h in response_blobs.missing
     )
     report.notices.extend(response_blobs.corrupt)
     unavailable = set(prompt_blobs.missing) | {
