@@ -24,7 +24,6 @@ import hmac
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -55,8 +54,9 @@ def synthesise(out: Path, gb: float) -> int:
     from pipelines.synth.generate import SynthConfig, generate
 
     probe = out.parent / f"{out.name}-probe"
-    generate(open_store(probe), SynthConfig(days=1, requests_per_day=2000, start=date.fromisoformat(DT)))
-    per_request = landing_bytes(probe) / 2000
+    probe_requests = 20_000
+    generate(open_store(probe), SynthConfig(days=1, requests_per_day=probe_requests, start=date.fromisoformat(DT)))
+    per_request = landing_bytes(probe) / probe_requests
     requests = max(2000, int(gb * 1e9 / per_request))
     generate(open_store(out), SynthConfig(days=1, requests_per_day=requests, start=date.fromisoformat(DT)))
     return landing_bytes(out)
@@ -169,24 +169,26 @@ RUNNERS = {"tracedrop": run_tracedrop, "baseline": run_baseline, "floor": run_fl
 
 
 def measure(kind: str, landing: Path, partners: Path, drops: Path) -> dict[str, float]:
-    """Run one exporter in a child process; wall seconds, CPU seconds, peak RSS (MiB), rows."""
+    """Run one exporter in a child process; wall seconds, CPU seconds, its own peak RSS (MiB), rows."""
     env = {**os.environ, **SALT_ENVS}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--run", kind, str(landing), str(partners), str(drops)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
-        raise SystemExit(f"{kind} failed:\n{done.stderr[-3000:]}")
-    rows = json.loads(done.stdout.strip().splitlines()[-1])["rows"]
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "rss_mib": after.ru_maxrss / 1024, "rows": rows}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--run", kind, str(landing), str(partners), str(drops)],
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode:
+            raise SystemExit(f"{kind} failed:\n{err.read()[-3000:]}")
+        rows = json.loads(out.read().strip().splitlines()[-1])["rows"]
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall": wall, "cpu": cpu, "rss_mib": usage.ru_maxrss / 1024, "rows": rows}
 
 
 def demo_partners(path: Path, drops: Path) -> Path:

@@ -313,3 +313,19 @@ def test_a_full_buffer_refuses_the_newest_and_counts_it(tmp_path: Any) -> None:
         True,
         True,
     ]
+
+
+def test_a_local_landing_stores_a_flush_of_blobs_as_one_batch(tmp_path: Any) -> None:
+    store = LocalStore(tmp_path)
+    writer = TelemetryWriter(store, TelemetryLimits(close_timeout=5))
+    for n in range(3):  # the same prompt and response three times in one flush: stored once each
+        writer.submit(exchange(usage_id=f"0f8e2a47-1c3b-4d5e-8f90-a1b2c3d4e5f{n}"))
+    writer.start()
+    writer.close()
+    assert writer.stats()["written_blobs"] == 2
+    lines = lines_of(store, EXPERIMENT_REQUESTS)
+    assert len(lines) == 3 and len({line["request_body_sha256"] for line in lines}) == 1
+    digest = lines[0]["request_body_sha256"]
+    assert store.get(f"prompts/{digest}") == b'{"model":"acme-rc1"}'
+    assert hashlib.sha256(store.get(f"prompts/{digest}")).hexdigest() == digest
+    assert not list(tmp_path.rglob(".tmp-*"))  # no temporary file is left behind

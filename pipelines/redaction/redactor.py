@@ -44,10 +44,10 @@ _COMMON_NAMES = frozenset(
     )
 )
 
-# A secret glued to the end of another (`AIza...sk-proj-...`) only has a boundary once the first is
-# replaced; such rows go through the rules again so redaction stays idempotent.
-_GLUED = r"<[A-Z][A-Z_]*:[a-z0-9-]+>[A-Za-z0-9_]"
-_MAX_GLUED_ROUNDS = 3
+# A replacement can give a neighbour the boundary its rule needs (`AIza...sk-proj-...` glued together,
+# or `10.1.2.3/home/bob` once the address is a placeholder), so rows changed by a pass go through the
+# rules again until nothing changes; that keeps redaction idempotent.
+_MAX_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -81,13 +81,14 @@ class Redactor:
 
     def redact(self, texts: pl.Series, sessions: pl.Series | None = None) -> RedactionResult:
         """Redact every row; `sessions` (per-row ids) widens user-name replacement to whole sessions."""
-        out = self._apply_rules(with_sentinel(texts.cast(pl.String)), sessions)
-        for _ in range(_MAX_GLUED_ROUNDS):
-            glued = out.str.contains(_GLUED).fill_null(False).arg_true()
-            if glued.len() == 0:
+        previous = with_sentinel(texts.cast(pl.String))
+        out = self._apply_rules(previous.clone(), sessions)  # the rules scatter into their input
+        for _ in range(_MAX_ROUNDS):
+            changed = out.ne_missing(previous).arg_true()
+            if changed.len() == 0:
                 break
-            scope = None if sessions is None else sessions.gather(glued)
-            out = out.scatter(glued, self._apply_rules(out.gather(glued), scope))
+            scope = None if sessions is None else sessions.gather(changed)
+            previous, out = out, out.clone().scatter(changed, self._apply_rules(out.gather(changed), scope))
         out = out.str.slice(1)
         before = counting.placeholder_counts(texts.cast(pl.String), self._tag_types, self._types)
         after = counting.placeholder_counts(out, self._tag_types, self._types)

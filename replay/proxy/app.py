@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
+import aiohttp
 import anyio
-import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -31,7 +31,13 @@ from replay.proxy.live_config import LiveConfig
 from replay.proxy.records import Exchange
 from replay.proxy.routing import Decision
 from replay.proxy.telemetry import TelemetryLimits, TelemetryWriter
-from replay.proxy.upstream import UpstreamLimits, error_for_exception, error_for_status, make_client
+from replay.proxy.upstream import (
+    UPSTREAM_ERRORS,
+    UpstreamLimits,
+    error_for_exception,
+    error_for_status,
+    make_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,7 @@ class Proxy:
         self.live = live
         self.telemetry = telemetry
         self.settings = settings
-        self.client: httpx.AsyncClient | None = None
+        self.client: aiohttp.ClientSession | None = None
 
     async def models(self, request: Request) -> Response:
         return Response(self.live.table.models_body, media_type=errors.JSON_MEDIA_TYPE)
@@ -126,49 +132,53 @@ class Proxy:
     async def _forward(self, decision: Decision, payload: bytes, exchange: Exchange, started: float) -> Response:
         assert self.client is not None, "the app's lifespan did not start"
         upstream = decision.upstream
-        request = self.client.build_request("POST", upstream.chat_url, content=payload, headers=upstream.headers)
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self.client.post(
+                upstream.chat_url, data=payload, headers=upstream.headers, allow_redirects=False
+            )
+        except UPSTREAM_ERRORS as exc:
             log.warning("upstream request failed: %s", type(exc).__name__)
             return self._refuse(exchange, error_for_exception(exc), started)
         response_id = f"chatcmpl-{exchange.usage_id.replace('-', '')}"
-        if response.status_code < 400 and response.headers.get("content-type", "").startswith(SSE_MEDIA_TYPE):
-            exchange.status_code = response.status_code
+        status = response.status
+        if status < 400 and response.content_type == SSE_MEDIA_TYPE:
+            exchange.status_code = status
             exchange.cancelled = True  # until the stream reaches its end
             blinder = SSEBlinder(exchange.requested_model, response_id)
 
             async def finalize() -> None:
-                await response.aclose()
+                response.release()  # back to the pool if read to the end, else the connection is closed
                 exchange.chunks = blinder.chunks
                 exchange.has_error = exchange.has_error or blinder.saw_error
                 self._record(exchange, started)
 
             return _RelayResponse(self._relay(response, blinder, exchange), finalize)
         try:
-            raw = await response.aread()
-        except httpx.HTTPError as exc:
+            raw = await response.read()
+        except UPSTREAM_ERRORS as exc:
             return self._refuse(exchange, error_for_exception(exc), started)
         finally:
-            await response.aclose()
-        if response.status_code >= 400:
-            log.warning("upstream answered HTTP %d", response.status_code)
-            return self._refuse(exchange, error_for_status(response.status_code), started)
+            response.release()
+        if status >= 400:
+            log.warning("upstream answered HTTP %d", status)
+            return self._refuse(exchange, error_for_status(status), started)
         blinded = blind_json(raw, exchange.requested_model, response_id)
         if blinded is None:
             log.warning("upstream answered with a body that is not a JSON object")
             return self._refuse(exchange, errors.upstream_failed(), started)
         content, exchange.response = blinded
-        exchange.status_code = response.status_code
+        exchange.status_code = status
         exchange.has_error = "error" in exchange.response
         exchange.blob_bytes += len(raw)
         self._record(exchange, started)
-        return Response(content, status_code=response.status_code, media_type=errors.JSON_MEDIA_TYPE)
+        return Response(content, status_code=status, media_type=errors.JSON_MEDIA_TYPE)
 
-    async def _relay(self, response: httpx.Response, blinder: SSEBlinder, exchange: Exchange) -> AsyncIterator[bytes]:
+    async def _relay(
+        self, response: aiohttp.ClientResponse, blinder: SSEBlinder, exchange: Exchange
+    ) -> AsyncIterator[bytes]:
         """The upstream's SSE stream, blinded, chunk by chunk as it arrives."""
         try:
-            async for data in response.aiter_bytes():
+            async for data in response.content.iter_any():
                 exchange.blob_bytes += len(data)
                 out = blinder.feed(data)
                 if out:
@@ -176,7 +186,7 @@ class Proxy:
             tail = blinder.flush()
             if tail:
                 yield tail
-        except httpx.HTTPError as exc:
+        except UPSTREAM_ERRORS as exc:
             log.warning("upstream stream broke: %s", type(exc).__name__)
             exchange.has_error = True
             yield b"data: " + errors.upstream_failed().body() + b"\n\n"
@@ -201,7 +211,7 @@ class Proxy:
                 watcher.cancel()
             if on_main_thread:
                 loop.remove_signal_handler(signal.SIGHUP)
-            await self.client.aclose()
+            await self.client.close()
             await asyncio.to_thread(self.telemetry.close)
 
 

@@ -8,6 +8,7 @@ config (installed by the app itself, see :mod:`replay.proxy.app`).
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from types import TracebackType
@@ -16,6 +17,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 GRACEFUL_SECONDS = 30
+# The telemetry thread's bursts hold the GIL for up to this long while a request waits (default 5 ms).
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str = "warning") -> uvicorn.Config:
@@ -33,7 +36,11 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str = "warning
 
 
 def serve(app: ASGIApp, host: str, port: int) -> bool:
-    """Serve until SIGINT/SIGTERM; False if the server could not start (e.g. port in use)."""
+    """Serve until SIGINT/SIGTERM; False if the server could not start (e.g. port in use).
+
+    Sets the process's GIL switch interval to ``GIL_SWITCH_SECONDS``.
+    """
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     server = uvicorn.Server(uvicorn_config(app, host, port, log_level="info"))
     server.run()
     return server.started

