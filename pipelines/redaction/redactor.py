@@ -45,8 +45,14 @@ _COMMON_NAMES = frozenset(
 )
 
 # A replacement can give a neighbour the boundary its rule needs (`AIza...sk-proj-...` glued together,
-# or `10.1.2.3/home/bob` once the address is a placeholder), so rows changed by a pass go through the
-# rules again until nothing changes; that keeps redaction idempotent.
+# or `10.1.2.3/home/bob` once the address is a placeholder). Only a placeholder that touches other
+# text can do that, so rows where one does go through the rules again until nothing changes; that
+# keeps redaction idempotent without a second pass over every redacted row.
+_TOUCHING = (
+    r"<REDACTED:[a-z0-9-]+>[^\s\"',;(){}\[\]<>\\]"  # a typed placeholder followed by text or a path
+    r"|<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>[A-Za-z0-9_]"  # any placeholder glued to a word
+    r"|[A-Za-z0-9_.:@+=-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or preceded by one
+)
 _MAX_ROUNDS = 4
 
 
@@ -81,14 +87,14 @@ class Redactor:
 
     def redact(self, texts: pl.Series, sessions: pl.Series | None = None) -> RedactionResult:
         """Redact every row; `sessions` (per-row ids) widens user-name replacement to whole sessions."""
-        previous = with_sentinel(texts.cast(pl.String))
-        out = self._apply_rules(previous.clone(), sessions)  # the rules scatter into their input
+        original = with_sentinel(texts.cast(pl.String))
+        previous, out = original, self._apply_rules(original.clone(), sessions)  # rules scatter into their input
         for _ in range(_MAX_ROUNDS):
-            changed = out.ne_missing(previous).arg_true()
-            if changed.len() == 0:
+            again = (out.ne_missing(previous) & out.str.contains(_TOUCHING).fill_null(False)).arg_true()
+            if again.len() == 0:
                 break
-            scope = None if sessions is None else sessions.gather(changed)
-            previous, out = out, out.clone().scatter(changed, self._apply_rules(out.gather(changed), scope))
+            scope = None if sessions is None else sessions.gather(again)
+            previous, out = out, out.clone().scatter(again, self._apply_rules(out.gather(again), scope))
         out = out.str.slice(1)
         before = counting.placeholder_counts(texts.cast(pl.String), self._tag_types, self._types)
         after = counting.placeholder_counts(out, self._tag_types, self._types)
