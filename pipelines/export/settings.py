@@ -23,7 +23,7 @@ class ExportSettings:
     lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS
     feedback_window_days: int = 7
     batch_rows: int = 1024
-    batch_bytes: int = 64 * 1024 * 1024
+    batch_bytes: int = 32 * 1024 * 1024
     target_file_bytes: int = TARGET_FILE_BYTES
     only_partner: str | None = None
 
