@@ -15,6 +15,7 @@ from rich.table import Table
 from pipelines.export_cli import render_summary, run_export_job
 from pipelines.landing import landing_days
 from pipelines.objectstore import open_store
+from pipelines.synth.cli import synth_command
 from replay.proxy.demo_traffic import play_demo_traffic
 from schemas.landing import USAGE
 from schemas.partners import PartnerRegistry, load_partner_registry
@@ -57,8 +58,6 @@ def drop_overview(drops: Path) -> Table:
 def demo_command(workdir: str) -> int:
     """Synthesise a landing zone, export every day of it, route live traffic through the proxy and export
     that too, then show the drops."""
-    from pipelines.synth.cli import synth_command
-
     console = Console()
     root = Path(workdir).absolute()
     root.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -14,8 +14,6 @@ DEFAULT_RERUN_DAYS = 2
 
 def days_to_run(scheduled_date: str, rerun_days: int) -> list[str]:
     """Yesterday (relative to the tick) and the ``rerun_days`` days before it, oldest first."""
-    from datetime import date
-
     yesterday = date.fromisoformat(scheduled_date) - timedelta(days=1)
     return [(yesterday - timedelta(days=n)).isoformat() for n in range(rerun_days, -1, -1)]
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -179,8 +180,6 @@ def _sha256(field: Field, value: Any) -> str:
 
 
 def _json(field: Field, value: Any) -> str:
-    import orjson
-
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 

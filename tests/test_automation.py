@@ -1,0 +1,60 @@
+"""The daily schedule re-runs recent days for late data; the sensors re-run days whose inputs changed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
+from pipelines.checks import staged_drop_checks
+from pipelines.objectstore import open_store
+from pipelines.resources import TracedropResource
+from pipelines.schedules import daily_export
+from pipelines.sensors import consent_opt_outs, late_landing_files
+from tests.landing_builder import ACME_V1, START, LandingBuilder, partners_yaml
+
+DT = "2026-11-03"
+NOON = START + timedelta(days=2, hours=12)
+
+
+def test_the_daily_schedule_exports_yesterday_and_reruns_the_days_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACEDROP_RERUN_DAYS", "2")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 5, 2, tzinfo=UTC))
+    requests = list(daily_export(context))
+    assert [r.partition_key for r in requests] == ["2026-11-02", "2026-11-03", "2026-11-04"]
+    assert len({r.run_key for r in requests}) == 3
+
+
+def test_sensors_request_a_rerun_for_late_files_and_for_withdrawn_consent(tmp_path, monkeypatch) -> None:
+    landing = tmp_path / "landing"
+    registry = tmp_path / "partners.yaml"
+    registry.write_text(partners_yaml(str(tmp_path / "drops")))
+    for name, value in {
+        "TRACEDROP_LANDING_URL": str(landing),
+        "TRACEDROP_PARTNERS": str(registry),
+        "TRACEDROP_SALT_ACME": "a",
+        "TRACEDROP_SALT_BETA": "b",
+    }.items():
+        monkeypatch.setenv(name, value)
+    builder = LandingBuilder.with_default_experiments()
+    builder.request(NOON, version=ACME_V1, user="user-7")
+    store = open_store(landing)
+    builder.write(store)
+    assets = [landing_ingest, export_decisions, staged_drops, partner_drops, staged_drop_checks]
+    assert dg.materialize(assets, partition_key=DT, resources={"tracedrop": TracedropResource()}).success
+
+    assert list(late_landing_files(dg.build_sensor_context())) == []
+    store.put(f"experiment_requests/dt={DT}/late.jsonl", b"")
+    (late,) = list(late_landing_files(dg.build_sensor_context()))
+    assert late.partition_key == DT
+
+    cursor_context = dg.build_sensor_context()
+    assert list(consent_opt_outs(cursor_context)) == []
+    builder.opt_out("user", "user-7", NOON + timedelta(days=10))
+    builder.write(store)
+    context = dg.build_sensor_context(cursor=cursor_context.cursor)
+    (rerun,) = list(consent_opt_outs(context))
+    assert rerun.partition_key == DT
+    assert list(consent_opt_outs(dg.build_sensor_context(cursor=context.cursor))) == []
