@@ -22,7 +22,7 @@ from schemas.landing import RecordType, is_secret_field_name
 
 LINEAGE_FILE = "_file"
 LINEAGE_LINE = "_line"
-DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_BATCH_ROWS = 16_384
 MAX_LINE_BYTES = 1024 * 1024  # metadata lines are small; a huge one is quarantined, not parsed
 RAW_KEEP_BYTES = 64 * 1024  # how much of a quarantined line is kept
 GZIP_MAGIC = b"\x1f\x8b"

@@ -49,9 +49,9 @@ _COMMON_NAMES = frozenset(
 # text can do that, so rows where one does go through the rules again until nothing changes; that
 # keeps redaction idempotent without a second pass over every redacted row.
 _TOUCHING = (
-    r"<REDACTED:[a-z0-9-]+>[^\s\"',;(){}\[\]<>\\]"  # a typed placeholder followed by text or a path
+    r"<REDACTED:[a-z0-9-]+>[A-Za-z0-9_/-]"  # a typed placeholder followed by a word or a path
     r"|<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>[A-Za-z0-9_]"  # any placeholder glued to a word
-    r"|[A-Za-z0-9_.:@+=-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or preceded by one
+    r"|[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it
 )
 _MAX_ROUNDS = 4
 
@@ -90,7 +90,8 @@ class Redactor:
         original = with_sentinel(texts.cast(pl.String))
         previous, out = original, self._apply_rules(original.clone(), sessions)  # rules scatter into their input
         for _ in range(_MAX_ROUNDS):
-            again = (out.ne_missing(previous) & out.str.contains(_TOUCHING).fill_null(False)).arg_true()
+            changed = out.ne_missing(previous).arg_true()
+            again = changed.filter(out.gather(changed).str.contains(_TOUCHING).fill_null(False))
             if again.len() == 0:
                 break
             scope = None if sessions is None else sessions.gather(again)
