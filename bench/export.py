@@ -204,7 +204,7 @@ def demo_partners(path: Path, drops: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gb", default="1,5", help="comma-separated landing sizes in GB (default 1,5)")
-    parser.add_argument("--baseline-gb", type=float, default=0.05, help="landing size for the slow baseline")
+    parser.add_argument("--baseline-gb", type=float, default=0.1, help="landing size for the slow baseline")
     parser.add_argument("--run", nargs=4, metavar=("KIND", "LANDING", "PARTNERS", "DROPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
