@@ -1,6 +1,6 @@
 """Benchmark the export: MB/s of landing data and peak RSS, against a per-row baseline and a copy floor.
 
-    .venv/bin/python bench/export.py [--gb 1,5] [--baseline-gb 0.05]
+    .venv/bin/python bench/export.py [--gb 1,5] [--baseline-gb 0.1]
 
 For each size a one-day landing zone is synthesised (``tracedrop synth``), then three exporters run
 over it, each in its own process so peak RSS is its own:
