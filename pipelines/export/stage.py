@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.export.blobs import BlobReader, FetchResult
+from pipelines.export.body_parts import Counts, redact_bodies
 from pipelines.export.internal_area import staging_partition_prefix, staging_prefix, staging_sidecar_key
 from pipelines.export.pseudonyms import pseudonymise
 from pipelines.objectstore import ObjectStore, write_parquet
@@ -34,8 +35,6 @@ from schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
 DEFAULT_BATCH_ROWS = 1024  # the first batch; later ones are sized by the bytes their blobs take
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 MIN_BATCH_ROWS, MAX_BATCH_ROWS = 64, 16_384
-PARALLEL_MIN_ROWS = 64
-_REDACTION_POOL = ThreadPoolExecutor(2, thread_name_prefix="tracedrop-redact")
 LINEAGE_SCHEMA = pa.schema(
     [
         ("partner_id", pa.string()),
@@ -196,10 +195,10 @@ def fetched_batches(
             yield current
 
 
-def _map_counts(*count_series: pl.Series) -> pa.Array:
+def _map_counts(*per_row: list[Counts]) -> pa.Array:
     """Per-row redaction counts (lists of {type, count}) merged into a map<string, int64> array."""
     merged: list[list[tuple[str, int]]] = []
-    for row_counts in zip(*(s.to_list() for s in count_series), strict=True):
+    for row_counts in zip(*per_row, strict=True):
         total: Counter[str] = Counter()
         for counts in row_counts:
             for item in counts or ():
@@ -303,31 +302,6 @@ def stage_day(
     return report
 
 
-@dataclass
-class _Redacted:
-    texts: pl.Series
-    counts: pl.Series
-
-
-def session_split(sessions: pl.Series) -> int:
-    """The row nearest the middle where a new session starts (0 when the batch is one session)."""
-    starts = (sessions.ne_missing(sessions.shift(1))).arg_true().to_list()
-    starts = [i for i in starts if i > 0]
-    return min(starts, key=lambda i: abs(i - sessions.len() // 2), default=0)
-
-
-def redact_in_parallel(redactor: RedactorLike, texts: pl.Series, sessions: pl.Series) -> _Redacted:
-    """Redact the two halves of a batch (split between sessions, so names stay consistent per session)
-    on two threads: polars releases the GIL, so both cores work."""
-    split = session_split(sessions) if texts.len() >= PARALLEL_MIN_ROWS else 0
-    if not split:
-        result = redactor.redact(texts, sessions)
-        return _Redacted(result.texts, result.counts)
-    halves = [(texts.slice(0, split), sessions.slice(0, split)), (texts.slice(split), sessions.slice(split))]
-    first, second = _REDACTION_POOL.map(lambda half: redactor.redact(*half), halves)
-    return _Redacted(pl.concat([first.texts, second.texts]), pl.concat([first.counts, second.counts]))
-
-
 def _stage_batch(
     fetched: FetchedBatch,
     keys: PartnerKeys,
@@ -357,9 +331,9 @@ def _stage_batch(
         response_blobs.texts, default=None, return_dtype=pl.String
     )
     sessions = batch.get_column("pseudo_session_id")
-    redacted_requests = redact_in_parallel(keys.redactor, request_texts, sessions)
-    redacted_responses = redact_in_parallel(keys.redactor, response_texts, sessions)
-    counts = _map_counts(redacted_requests.counts, redacted_responses.counts)
+    redacted_requests = redact_bodies(keys.redactor, request_texts, sessions)
+    redacted_responses = keys.redactor.redact(response_texts, sessions)
+    counts = _map_counts(redacted_requests.counts, redacted_responses.counts.to_list())
     for row in counts.to_pylist():
         partition.redactions.update(dict(row))
     hydrated = batch.with_columns(

@@ -3,7 +3,7 @@
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import polars as pl
@@ -40,7 +40,7 @@ class Rule:
     def groups(self) -> frozenset[str]:
         return frozenset(self.regex.groupindex)
 
-    @property
+    @cached_property
     def prefilter(self) -> str | None:
         """The keywords as one regex alternation (Rust's SIMD literal search beats Aho-Corasick here)."""
         if not self.keywords:
