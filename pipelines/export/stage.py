@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -54,7 +54,7 @@ class RedactionResult(Protocol):
 class RedactorLike(Protocol):
     version: str
 
-    def redact(self, texts: pl.Series, sessions: pl.Series | None = None) -> Any: ...
+    def redact(self, texts: pl.Series, sessions: pl.Series | None = None) -> RedactionResult: ...
 
 
 @dataclass
