@@ -93,10 +93,12 @@ def demo_command(workdir: str) -> int:
     if any(drops.rglob("*.parquet")):
         console.print(drop_overview(drops))
     pattern = f"{drops}/partner=*/experiment=*/dt=*/*.parquet"
+    duckdb_read = f"duckdb.sql(\\\"SELECT * FROM read_parquet('{pattern}', hive_partitioning=true) LIMIT 5\\\").show()"
+    polars_read = f"print(pl.scan_parquet('{pattern}', hive_partitioning=True).collect())"
     console.print(
         "Read a drop yourself:\n"
-        f"  duckdb -c \"SELECT * FROM read_parquet('{pattern}', hive_partitioning=true) LIMIT 5\"\n"
-        f"  python -c \"import polars as pl; print(pl.scan_parquet('{pattern}', hive_partitioning=True).collect())\"",
+        f'  .venv/bin/python -c "import duckdb; {duckdb_read}"\n'
+        f'  .venv/bin/python -c "import polars as pl; {polars_read}"',
         soft_wrap=True,
     )
     return 1 if failures else 0
