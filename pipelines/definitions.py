@@ -11,9 +11,12 @@ from pipelines.resources import TracedropResource
 from pipelines.schedules import daily_export
 from pipelines.sensors import consent_opt_outs, late_landing_files
 
+EXPORT_ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops]
+EXPORT_CHECKS = [staged_drop_checks]
+
 defs = dg.Definitions(
-    assets=[landing_ingest, export_decisions, staged_drops, partner_drops],
-    asset_checks=[staged_drop_checks],
+    assets=EXPORT_ASSETS,
+    asset_checks=EXPORT_CHECKS,
     jobs=[export_job],
     schedules=[daily_export],
     sensors=[late_landing_files, consent_opt_outs],

@@ -24,6 +24,8 @@ DRAFT_VARIANT = "44444444-4444-4444-8444-444444444444"
 DRAFT_V1 = "0c000000-0000-4000-8000-000000000001"
 
 START = datetime.fromisoformat("2026-11-01T00:00:00+00:00")
+DT = "2026-11-03"  # the day most export tests export
+NOON = START + timedelta(days=2, hours=12)  # midday of DT
 
 
 def ts(value: datetime) -> str:

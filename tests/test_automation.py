@@ -7,16 +7,12 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
-from pipelines.checks import staged_drop_checks
+from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
 from pipelines.objectstore import open_store
 from pipelines.resources import TracedropResource
 from pipelines.schedules import daily_export
 from pipelines.sensors import consent_opt_outs, late_landing_files
-from tests.landing_builder import ACME_V1, START, LandingBuilder, partners_yaml
-
-DT = "2026-11-03"
-NOON = START + timedelta(days=2, hours=12)
+from tests.landing_builder import ACME_V1, DT, NOON, LandingBuilder, partners_yaml
 
 
 def test_the_daily_schedule_exports_yesterday_and_reruns_the_days_before(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,7 +38,7 @@ def test_sensors_request_a_rerun_for_late_files_and_for_withdrawn_consent(tmp_pa
     builder.request(NOON, version=ACME_V1, user="user-7")
     store = open_store(landing)
     builder.write(store)
-    assets = [landing_ingest, export_decisions, staged_drops, partner_drops, staged_drop_checks]
+    assets = [*EXPORT_ASSETS, *EXPORT_CHECKS]
     assert dg.materialize(assets, partition_key=DT, resources={"tracedrop": TracedropResource()}).success
 
     assert list(late_landing_files(dg.build_sensor_context())) == []

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.objectstore import open_store
 from schemas.drop import SUCCESS_NAME
-from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, BETA_V1, START, LandingBuilder, partners_yaml
-
-DT = "2026-11-03"
-NOON = START + timedelta(days=2, hours=12)
+from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, BETA_V1, DT, NOON, LandingBuilder, partners_yaml
 
 
 @pytest.fixture

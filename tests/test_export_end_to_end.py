@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
-from pipelines.checks import CHECK_NAMES, staged_drop_checks
+from pipelines.checks import CHECK_NAMES
+from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
 from pipelines.export.internal_area import accounts_key, decisions_key
 from pipelines.export.pseudonyms import pseudonym
 from pipelines.objectstore import open_store, read_parquet
@@ -26,7 +26,7 @@ from schemas.exclusions import EXCLUSIONS_IN_ORDER
 
 DAYS = ("2026-11-01", "2026-11-02")
 SALTS = {"acme": "acme-e2e-salt", "beta": "beta-e2e-salt", "gamma": "gamma-e2e-salt"}
-ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops, staged_drop_checks]
+ASSETS = [*EXPORT_ASSETS, *EXPORT_CHECKS]
 
 
 @pytest.fixture(scope="module")

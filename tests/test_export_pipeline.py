@@ -15,9 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from pyarrow import fs
 
-from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
-from pipelines.checks import CHECK_NAMES, staged_drop_checks
-from pipelines.definitions import defs
+from pipelines.checks import CHECK_NAMES
+from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS, defs
 from pipelines.export.resync import days_with_late_files, days_with_withdrawn_subjects
 from pipelines.objectstore import S3Store, open_store, sha256_hex
 from pipelines.resources import TracedropResource
@@ -28,14 +27,13 @@ from tests.landing_builder import (
     ACME_V2,
     BETA_EXPERIMENT,
     BETA_V1,
-    START,
+    DT,
+    NOON,
     LandingBuilder,
     partners_yaml,
 )
 
-DT = "2026-11-03"
-NOON = START + timedelta(days=2, hours=12)
-ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops, staged_drop_checks]
+ASSETS = [*EXPORT_ASSETS, *EXPORT_CHECKS]
 
 
 @pytest.fixture(autouse=True)

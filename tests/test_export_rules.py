@@ -16,13 +16,11 @@ from tests.landing_builder import (
     ACME_V2,
     BETA_V1,
     DRAFT_V1,
-    START,
+    DT,
+    NOON,
     LandingBuilder,
     partners_yaml,
 )
-
-DT = "2026-11-03"
-NOON = START + timedelta(days=2, hours=12)
 
 
 @pytest.fixture

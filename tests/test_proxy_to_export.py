@@ -9,8 +9,7 @@ import polars as pl
 import pytest
 import yaml
 
-from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
-from pipelines.checks import staged_drop_checks
+from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
 from pipelines.landing import validate_landing
 from pipelines.objectstore import open_store
 from pipelines.resources import TracedropResource
@@ -43,7 +42,7 @@ def test_proxy_telemetry_is_valid_and_exported_to_the_partner(tmp_path, registry
     assert usage_rows == sum(summary.requests.values())
 
     dt = datetime.now(UTC).date().isoformat()
-    assets = [landing_ingest, export_decisions, staged_drops, partner_drops, staged_drop_checks]
+    assets = [*EXPORT_ASSETS, *EXPORT_CHECKS]
     resource = TracedropResource(landing_url=landing, partners_path=registry)
     result = dg.materialize(assets, partition_key=dt, resources={"tracedrop": resource})
     assert all(e.passed for e in result.get_asset_check_evaluations())
