@@ -49,7 +49,7 @@ _COMMON_NAMES = frozenset(
 # text can do that, so rows where one does go through the rules again until nothing changes; that
 # keeps redaction idempotent without a second pass over every redacted row.
 _TOUCHING = (
-    r"<REDACTED:[a-z0-9-]+>[A-Za-z0-9_/-]"  # a typed placeholder followed by a word or a path
+    r"<REDACTED:[a-z0-9-]+>(?:[A-Za-z0-9_/-]|\\/)"  # a typed placeholder followed by a word or a path
     r"|<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>[A-Za-z0-9_]"  # any placeholder glued to a word
     r"|[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it
 )
