@@ -30,14 +30,14 @@ def as_metadata(figures: dict[str, Any]) -> dict[str, Any]:
 @dg.asset(partitions_def=daily_partitions, group_name=GROUP, kinds={"polars", "s3"})
 def landing_ingest(context: dg.AssetExecutionContext, tracedrop: TracedropResource) -> dg.MaterializeResult:
     """The day's usage, experiment_requests and feedback, validated; bad lines quarantined internally."""
-    figures = day.ingest(tracedrop.settings(), context.partition_key)
+    figures = day.ingest(tracedrop.settings(), context.partition_key, context.run.run_id)
     return dg.MaterializeResult(metadata=as_metadata(figures))
 
 
 @dg.asset(partitions_def=daily_partitions, group_name=GROUP, deps=[landing_ingest], kinds={"polars"})
 def export_decisions(context: dg.AssetExecutionContext, tracedrop: TracedropResource) -> dg.MaterializeResult:
     """Every usage row of the day: exported to one partner or excluded with its first failing rule."""
-    figures = day.decide_day(tracedrop.settings(), context.partition_key)
+    figures = day.decide_day(tracedrop.settings(), context.partition_key, context.run.run_id)
     return dg.MaterializeResult(metadata=as_metadata(figures))
 
 
@@ -52,12 +52,19 @@ def staged_drops(context: dg.AssetExecutionContext, tracedrop: TracedropResource
         if done % 5000 < rows:
             context.log.info(f"staged {done:,} rows")
 
-    figures = day.stage(tracedrop.settings(), context.partition_key, progress)
+    figures = day.stage(tracedrop.settings(), context.partition_key, context.run.run_id, progress)
     return dg.MaterializeResult(metadata=as_metadata(figures))
 
 
 @dg.asset(partitions_def=daily_partitions, group_name=GROUP, deps=[staged_drops], kinds={"parquet", "s3"})
 def partner_drops(context: dg.AssetExecutionContext, tracedrop: TracedropResource) -> dg.MaterializeResult:
-    """Staged drops published per partner, experiment and day: parts, _manifest.json, then _SUCCESS."""
-    figures = day.publish(tracedrop.settings(), context.partition_key)
+    """Staged drops published per partner, experiment and day: parts, _manifest.json, then _SUCCESS.
+
+    Only partitions whose staged bytes passed every blocking check are published; a partner that
+    failed (salt, check, destination) does not hold back the others, and fails the run.
+    """
+    try:
+        figures = day.publish(tracedrop.settings(), context.partition_key, context.run.run_id)
+    except day.PublishFailed as exc:
+        raise dg.Failure(description=str(exc), metadata=as_metadata(exc.figures)) from None
     return dg.MaterializeResult(metadata=as_metadata(figures))

@@ -21,6 +21,10 @@ replay_app = typer.Typer(
     help="Replay exported prompts against candidate models and compare them.", no_args_is_help=True
 )
 app.add_typer(replay_app, name="replay")
+consent_app = typer.Typer(
+    help="Withdrawn consent: apply it to every published partition, read the ledger.", no_args_is_help=True
+)
+app.add_typer(consent_app, name="consent")
 
 DEFAULT_LANDING = "var/landing"
 
@@ -123,6 +127,30 @@ def replay_report(
 ) -> None:
     """Write the comparison report (tables, plots, confidence intervals)."""
     _not_built("replay report")
+
+
+@consent_app.command("apply")
+def consent_apply(
+    landing: Annotated[
+        str, typer.Option(help="Landing-zone URL (its opt-outs and publication records).")
+    ] = DEFAULT_LANDING,
+    partners: Annotated[str, typer.Option(help="Partner registry YAML (validated).")] = "pipelines/synth/partners.yaml",
+) -> None:
+    """Re-publish now every published partition holding a withdrawn subject's rows; exit 0 when none remains."""
+    from pipelines.consent_cli import consent_apply_command
+
+    raise typer.Exit(consent_apply_command(landing=landing, partners=partners))
+
+
+@consent_app.command("ledger")
+def consent_ledger(
+    landing: Annotated[str, typer.Option(help="Landing-zone URL.")] = DEFAULT_LANDING,
+    value: Annotated[str | None, typer.Option(help="Only this user or machine id.")] = None,
+) -> None:
+    """When each withdrawn subject's rows left each partition (and how many)."""
+    from pipelines.consent_cli import consent_ledger_command
+
+    raise typer.Exit(consent_ledger_command(landing=landing, value=value))
 
 
 @app.command()

@@ -6,6 +6,7 @@ import dagster as dg
 
 from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
 from pipelines.checks import staged_drop_checks
+from pipelines.consent_assets import consent_applied, consent_job
 from pipelines.jobs import export_job
 from pipelines.resources import TracedropResource
 from pipelines.schedules import daily_export
@@ -15,9 +16,9 @@ EXPORT_ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops]
 EXPORT_CHECKS = [staged_drop_checks]
 
 defs = dg.Definitions(
-    assets=EXPORT_ASSETS,
+    assets=[*EXPORT_ASSETS, consent_applied],
     asset_checks=EXPORT_CHECKS,
-    jobs=[export_job],
+    jobs=[export_job, consent_job],
     schedules=[daily_export],
     sensors=[late_landing_files, consent_opt_outs],
     resources={"tracedrop": TracedropResource()},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
@@ -10,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.export.day import validate_date
+from pipelines.instance import dagster_instance
 from pipelines.resources import TracedropResource
 
 STEP_ORDER = ("landing_ingest", "export_decisions", "staged_drops", "partner_drops")
@@ -21,8 +21,7 @@ def run_export_job(landing: str, partners: str, dt: str, partner: str | None = N
 
     job = defs.resolve_job_def("export_day")
     resource = TracedropResource(landing_url=landing, partners_path=partners, only_partner=partner or "")
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    with instance:
+    with dagster_instance() as instance:
         return job.execute_in_process(
             partition_key=dt,
             resources={"tracedrop": resource},
@@ -86,9 +85,16 @@ def export_command(landing: str, partners: str, dt: str, partner: str | None) ->
     if not result.success or failed_checks:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data is not None:
-                error = event.step_failure_data.error
-                console.print(f"[red]step {event.step_key} failed:[/] {error.message.strip() if error else ''}")
+                data = event.step_failure_data
+                message = data.user_failure_data.description if data.user_failure_data else None
+                message = message or (data.error.message.strip() if data.error else "")
+                console.print(f"[red]step {event.step_key} failed:[/] {message}", soft_wrap=True)
+                published = data.user_failure_data.metadata.get("destinations") if data.user_failure_data else None
+                for destination in published.value if published else []:
+                    console.print(f"published {destination}", soft_wrap=True)
         if failed_checks:
-            console.print(f"[red]blocking checks failed: {', '.join(failed_checks)}; nothing was published[/]")
+            console.print(
+                f"[red]checks failed: {', '.join(failed_checks)}; the partitions they failed for were not published[/]"
+            )
         return 1
     return 0

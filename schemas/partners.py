@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,9 +33,14 @@ class Partner(BaseModel):
     @field_validator("destination")
     @classmethod
     def _destination_is_url(cls, value: str) -> str:
-        if re.match(r"^[a-z][a-z0-9+.-]*://", value) and not value.startswith(("s3://", "file://")):
+        """An s3:// URL as given; a local path or file:// URL as an absolute path (resolved at load time,
+        so records of where partitions went never depend on a later working directory)."""
+        if value.startswith("s3://"):
+            return value.rstrip("/")
+        if re.match(r"^[a-z][a-z0-9+.-]*://", value) and not value.startswith("file://"):
             raise ValueError("destination must be a local path, a file:// URL or an s3://bucket/prefix URL")
-        return value
+        path = unquote(urlparse(value).path) if value.startswith("file://") else value
+        return str(Path(path).expanduser().absolute())
 
     @property
     def experiment_ids(self) -> tuple[str, ...]:
@@ -62,9 +68,18 @@ class PartnerRegistry(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> PartnerRegistry:
+        if not self.partners:
+            raise ValueError("the registry lists no partners: add at least one (an empty registry exports nothing)")
         seen_ids: set[str] = set()
         owner: dict[str, str] = {}
+        salt_env: dict[str, str] = {}
         for partner in self.partners:
+            if partner.subject_salt_env in salt_env:
+                raise ValueError(
+                    f"partners {salt_env[partner.subject_salt_env]!r} and {partner.id!r} share subject_salt_env "
+                    f"{partner.subject_salt_env}: each partner needs its own salt, or their pseudonyms would join"
+                )
+            salt_env[partner.subject_salt_env] = partner.id
             if partner.id in seen_ids:
                 raise ValueError(f"partner id {partner.id!r} appears more than once")
             seen_ids.add(partner.id)
@@ -75,6 +90,22 @@ class PartnerRegistry(BaseModel):
                     )
                 owner[experiment] = partner.id
         return self
+
+    def check_distinct_salts(self, environ: dict[str, str] | None = None) -> None:
+        """ConfigError when two partners' salts (those that are set) have the same value at run time."""
+        env = os.environ if environ is None else environ
+        seen: dict[str, Partner] = {}
+        for partner in self.partners:
+            value = env.get(partner.subject_salt_env, "")
+            if not value:
+                continue
+            if value in seen:
+                first = seen[value]
+                raise ConfigError(
+                    f"partners {first.id!r} ({first.subject_salt_env}) and {partner.id!r} ({partner.subject_salt_env}) "
+                    "have the same salt value: their pseudonyms would join across partners; give each its own secret"
+                )
+            seen[value] = partner
 
     def get(self, partner_id: str) -> Partner:
         """The partner with this id, or ConfigError listing the known ids."""

@@ -39,6 +39,7 @@ class QuarantineReason:
     INVALID_VALUE = "invalid_value"
     LINE_TOO_LONG = "line_too_long"
     CORRUPT_FILE = "corrupt_file"
+    WRONG_PARTITION = "wrong_partition"  # created_at's UTC date is not the file's dt= partition
 
     ALL = (
         INVALID_UTF8,
@@ -49,6 +50,7 @@ class QuarantineReason:
         INVALID_VALUE,
         LINE_TOO_LONG,
         CORRUPT_FILE,
+        WRONG_PARTITION,
     )
 
 

@@ -17,7 +17,8 @@ from pyarrow import fs
 
 from pipelines.checks import CHECK_NAMES
 from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS, defs
-from pipelines.export.resync import days_with_late_files, days_with_withdrawn_subjects
+from pipelines.export.consent import load_opt_outs, owed
+from pipelines.export.resync import days_due
 from pipelines.objectstore import S3Store, open_store, sha256_hex
 from pipelines.resources import TracedropResource
 from schemas.drop import DROP_SCHEMA, FORBIDDEN_COLUMNS, MANIFEST_NAME, SUCCESS_NAME
@@ -86,6 +87,7 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor() -> None:
         "export_decisions",
         "staged_drops",
         "partner_drops",
+        "consent_applied",
     }
     assert {key.name for key in repository.asset_graph.asset_check_keys} == set(CHECK_NAMES)
     assert [s.name for s in repository.schedule_defs] == ["daily_export"]
@@ -235,18 +237,22 @@ def test_late_files_and_consent_opt_outs_are_noticed_and_republished(s3_world) -
     store = open_store(landing_url)
     builder.write(store)
     assert materialize(landing_url, registry).success
-    assert list(days_with_late_files(store, 14)) == []
-    assert list(days_with_withdrawn_subjects(store)) == []
+
+    def due() -> list[str]:
+        return [dt for dt, _ in days_due(store, ["acme", "beta"], 7, 14, 7)]
+
+    assert due() == []
+    assert owed(store, load_opt_outs(store)) == []
 
     store.put(f"usage/dt={DT}/late-arrival.jsonl", b"")
-    assert [dt for dt, _ in days_with_late_files(store, 14)] == [DT]
+    assert due() == [DT]
 
     builder.opt_out("user", "user-4", NOON + timedelta(days=3))
     builder.write(store)
-    assert list(days_with_withdrawn_subjects(store)) == [DT]
+    assert [record.dt for record, _ in owed(store, load_opt_outs(store))] == [DT]
     assert materialize(landing_url, registry).success
-    assert list(days_with_withdrawn_subjects(store)) == []
-    assert list(days_with_late_files(store, 14)) == []
+    assert owed(store, load_opt_outs(store)) == []
+    assert due() == []
     acme = f"partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}"
     manifest = json.loads(open_store(drops_url).get(f"{acme}/{MANIFEST_NAME}"))
     assert manifest["row_count"] == 11

@@ -14,20 +14,34 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.objectstore import ObjectStore
+from pipelines.objectstore import ObjectStore, sha256_hex
 from schemas.drop import DROP_SCHEMA, forbidden_columns_in
 
 MAX_LISTED = 10
+ANY_EXPERIMENT = "*"
+PartitionKey = tuple[str, str]  # (partner_id, experiment_id); experiment "*" stands for all of a partner's
 
 
 @dataclass
 class CheckOutcome:
-    """A check's verdict, the problems it found (first few listed) and figures for the UI."""
+    """A check's verdict, the problems it found (first few listed) and figures for the UI.
+
+    ``blocked`` names the partitions the problems are in, so a failure holds back only those; a check
+    that cannot place its problems (``blocks_all``) holds back every partition of the day.
+    """
 
     name: str
     passed: bool
     problems: list[str] = field(default_factory=list)
     figures: dict[str, int | str] = field(default_factory=dict)
+    blocked: set[PartitionKey] = field(default_factory=set)
+    blocks_all: bool = False
+
+    def blocks(self, partition: PartitionKey) -> bool:
+        """Whether this outcome holds back ``partition``."""
+        return not self.passed and (
+            self.blocks_all or partition in self.blocked or (partition[0], ANY_EXPERIMENT) in self.blocked
+        )
 
     @property
     def summary(self) -> str:
@@ -38,17 +52,23 @@ class CheckOutcome:
         return shown + (f"; and {more} more" if more > 0 else "")
 
 
-def outcome(name: str, problems: list[str], **figures: int | str) -> CheckOutcome:
-    return CheckOutcome(name, not problems, problems, dict(figures))
+def outcome(
+    name: str, problems: list[str], blocked: set[PartitionKey] | None = None, **figures: int | str
+) -> CheckOutcome:
+    """A verdict; problems with no ``blocked`` partitions named hold back the whole day (fail closed)."""
+    return CheckOutcome(name, not problems, problems, dict(figures), blocked or set(), bool(problems) and not blocked)
 
 
 def iter_staged_tables(
-    store: ObjectStore, keys: list[str], columns: list[str] | None = None
+    store: ObjectStore, keys: list[str], columns: list[str] | None = None, digests: dict[str, str] | None = None
 ) -> Iterator[tuple[str, pa.Table]]:
-    """Each staged file's rows, one row group at a time (bounded memory)."""
+    """Each staged file's rows, one row group at a time (bounded memory); sha256 of each file to ``digests``."""
     for key in keys:
         with store.open(key) as handle:
-            parquet = pq.ParquetFile(pa.BufferReader(handle.read()))
+            data = handle.read()
+            if digests is not None:
+                digests[key] = sha256_hex(data)
+            parquet = pq.ParquetFile(pa.BufferReader(data))
             for index in range(parquet.num_row_groups):
                 yield key, parquet.read_row_group(index, columns=columns)
 
@@ -62,21 +82,19 @@ def staged_schemas(store: ObjectStore, keys: list[str]) -> dict[str, pa.Schema]:
     return schemas
 
 
-def check_schema(schemas: dict[str, pa.Schema]) -> CheckOutcome:
+def check_schema(schemas: dict[str, pa.Schema], partition_of: dict[str, PartitionKey]) -> CheckOutcome:
     """Every staged file has exactly the drop schema (names, types, nullability)."""
     version = DROP_SCHEMA.metadata[b"schema_version"].decode()
-    problems = [
-        f"{key}: schema differs from the drop schema v{version}"
-        for key, schema in schemas.items()
-        if not schema.remove_metadata().equals(DROP_SCHEMA.remove_metadata())
-    ]
-    return outcome("drop_schema", problems, files=len(schemas))
+    bad = [key for key, schema in schemas.items() if not schema.remove_metadata().equals(DROP_SCHEMA.remove_metadata())]
+    problems = [f"{key}: schema differs from the drop schema v{version}" for key in bad]
+    return outcome("drop_schema", problems, {partition_of[key] for key in bad}, files=len(schemas))
 
 
-def check_forbidden_columns(schemas: dict[str, pa.Schema]) -> CheckOutcome:
+def check_forbidden_columns(schemas: dict[str, pa.Schema], partition_of: dict[str, PartitionKey]) -> CheckOutcome:
     """No staged file carries an identity, cost, upstream or credential column."""
-    problems = [f"{key}: {', '.join(forbidden_columns_in(s))}" for key, s in schemas.items() if forbidden_columns_in(s)]
-    return outcome("no_forbidden_columns", problems, files=len(schemas))
+    bad = [key for key, schema in schemas.items() if forbidden_columns_in(schema)]
+    problems = [f"{key}: {', '.join(forbidden_columns_in(schemas[key]))}" for key in bad]
+    return outcome("no_forbidden_columns", problems, {partition_of[key] for key in bad}, files=len(schemas))
 
 
 def check_rows_trace_to_own_preview_traffic(
@@ -132,6 +150,7 @@ def check_rows_trace_to_own_preview_traffic(
                 f"request {r['request_id']} (usage {r['usage_id']}) is not preview traffic"
                 for r in production.iter_rows(named=True)
             ],
+            _partitions_of_rows(production),
             rows=traced.height,
         ),
         outcome(
@@ -141,47 +160,72 @@ def check_rows_trace_to_own_preview_traffic(
                 f"belongs to experiment {r['source_experiment']}"
                 for r in foreign.iter_rows(named=True)
             ],
+            _partitions_of_rows(foreign),
             rows=traced.height,
         ),
     )
 
 
+def _partitions_of_rows(rows: pl.DataFrame) -> set[PartitionKey]:
+    return set(rows.select("partition_partner", "partition_experiment").unique().iter_rows())
+
+
 def check_counts_reconcile(accounts: dict, staged_rows_by_partner: dict[str, int]) -> CheckOutcome:
     """usage lines = exported + excluded + quarantined, and staged rows = exported per partner."""
-    problems = []
     lines = accounts["usage_lines"]
     exported = sum(accounts["exported"].values())
     excluded = sum(accounts["excluded"].values())
     quarantined = accounts["quarantined"]
+    figures: dict[str, int | str] = {
+        "usage_lines": lines,
+        "exported": exported,
+        "excluded": excluded,
+        "quarantined": quarantined,
+    }
     if lines != exported + excluded + quarantined:
-        problems.append(f"{lines} usage lines != {exported} exported + {excluded} excluded + {quarantined} quarantined")
-    for partner_id, count in accounts["exported"].items():
-        if partner_id in accounts["staged_partners"] and staged_rows_by_partner.get(partner_id, 0) != count:
-            problems.append(
-                f"partner {partner_id}: {staged_rows_by_partner.get(partner_id, 0)} staged rows != {count} exported"
-            )
-    return outcome(
-        "counts_reconcile", problems, usage_lines=lines, exported=exported, excluded=excluded, quarantined=quarantined
-    )
+        day = f"{lines} usage lines != {exported} exported + {excluded} excluded + {quarantined} quarantined"
+        return outcome("counts_reconcile", [day], **figures)
+    off = {
+        partner_id: count
+        for partner_id, count in accounts["exported"].items()
+        if partner_id in accounts["staged_partners"] and staged_rows_by_partner.get(partner_id, 0) != count
+    }
+    problems = [
+        f"partner {partner_id}: {staged_rows_by_partner.get(partner_id, 0)} staged rows != {count} exported"
+        for partner_id, count in off.items()
+    ]
+    return outcome("counts_reconcile", problems, {(p, ANY_EXPERIMENT) for p in off}, **figures)
 
 
-def check_leak_scan(store: ObjectStore, keys: list[str], scan: Callable[[pl.Series], list[str]]) -> CheckOutcome:
-    """The strictest detector finds nothing in any redacted request or response body."""
+def check_leak_scan(
+    store: ObjectStore,
+    partition_of: dict[str, PartitionKey],
+    scan: Callable[[pl.Series], list[str]],
+    digests: dict[str, str] | None = None,
+) -> CheckOutcome:
+    """The strictest detector finds nothing in any redacted request or response body.
 
-    def scan_row_group(item: tuple[str, pa.Table]) -> tuple[int, list[str]]:
+    Each staged file is read once; its sha256 goes to ``digests``, so a verdict is bound to the bytes
+    it was reached on.
+    """
+
+    def scan_row_group(item: tuple[str, pa.Table]) -> tuple[str, int, list[str]]:
         key, table = item
         found, size = [], 0
         for column in ("request_body", "response_body"):
             texts = pl.Series(table.column(column))
             size += int(texts.str.len_bytes().sum() or 0)
             found += [f"{key} {column}: {finding}" for finding in scan(texts)]
-        return size, found
+        return key, size, found
 
     problems: list[str] = []
+    blocked: set[PartitionKey] = set()
     scanned = 0
-    row_groups = iter_staged_tables(store, keys, columns=["request_body", "response_body"])
+    row_groups = iter_staged_tables(store, list(partition_of), ["request_body", "response_body"], digests)
     with ThreadPoolExecutor(2, thread_name_prefix="tracedrop-leak-scan") as pool:  # polars frees the GIL
-        for size, found in pool.map(scan_row_group, row_groups):
+        for key, size, found in pool.map(scan_row_group, row_groups):
             scanned += size
             problems += found
-    return outcome("leak_scan", problems, bytes_scanned=scanned)
+            if found:
+                blocked.add(partition_of[key])
+    return outcome("leak_scan", problems, blocked, bytes_scanned=scanned)

@@ -1,7 +1,10 @@
 """The export of one day, step by step: ingest → decide → stage → check → publish.
 
-Each step reads what the previous one left in the landing zone's internal area and returns the
-figures it measured, so the Dagster assets and ``tracedrop export`` are thin wrappers around it.
+Every step works in the run's own area (:class:`RunArea`, keyed by the run id) and returns the figures
+it measured, so the Dagster assets and ``tracedrop export`` are thin wrappers around it. Fail closed:
+publish takes the day's lock, publishes only partitions whose staged bytes the checks passed (by
+sha256), treats each partner's failure as its own, records what was published where (for consent)
+and what is still owed (for the sensors), and applies withdrawn consent to the day before it lets go.
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import polars as pl
 
-from pipelines.export import internal_area as area
 from pipelines.export.blobs import BlobReader
 from pipelines.export.checks import (
     CheckOutcome,
@@ -27,25 +31,32 @@ from pipelines.export.checks import (
     iter_staged_tables,
     staged_schemas,
 )
+from pipelines.export.consent import OptOuts, apply_consent, ledger_entries, load_opt_outs, write_ledger
+from pipelines.export.doubt import copy_status, names_in
 from pipelines.export.feedback import latest_rating_per_turn
 from pipelines.export.ingest import (
     Ingested,
     files_fingerprint,
     load_ingested,
-    quarantined_count,
+    load_quarantined_raw,
     read_day,
     save_ingested,
 )
-from pipelines.export.landing_state import feedback_days, landing_fingerprint
-from pipelines.export.publish import ManifestContext, PublishedPartition, publish_partition
+from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_key
+from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
+from pipelines.export.lock import day_lock
+from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
+from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
-from pipelines.export.rules import HISTORY_COLUMNS, decide, session_history
+from pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
+from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, session_history
 from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import Snapshot, load_snapshot
 from pipelines.export.stage import PartnerKeys, StagedFile, StagedPartition, StageReport, stage_day
 from pipelines.landing import landing_days
-from pipelines.objectstore import ObjectStore, open_store, read_parquet, write_parquet
+from pipelines.objectstore import ObjectStore, open_store, read_parquet, sha256_hex, write_parquet
 from schemas.config_errors import ConfigError
+from schemas.drop import drop_partition_path
 from schemas.exclusions import Fate
 from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, PROMPTS_PREFIX, USAGE
 from schemas.partners import Partner, PartnerRegistry, load_partner_registry
@@ -55,9 +66,12 @@ Metadata = dict[str, Any]
 Progress = Callable[[int], None]
 
 
-def _days_before(dt: str, count: int) -> list[str]:
-    day = date.fromisoformat(dt)
-    return [(day - timedelta(days=n)).isoformat() for n in range(count, 0, -1)]
+class PublishFailed(RuntimeError):
+    """Some partitions were not published; the others were. ``figures`` says what happened to each."""
+
+    def __init__(self, message: str, figures: Metadata) -> None:
+        super().__init__(message)
+        self.figures = figures
 
 
 def _read_json(store: ObjectStore, key: str) -> dict:
@@ -71,7 +85,7 @@ def _write_json(store: ObjectStore, key: str, value: dict) -> None:
 def validate_date(dt: str) -> str:
     """``dt`` as YYYY-MM-DD, or a ValueError that says so."""
     try:
-        return date.fromisoformat(dt).isoformat()
+        return datetime.strptime(dt, "%Y-%m-%d").date().isoformat()
     except ValueError:
         raise ValueError(f"date must be YYYY-MM-DD, got {dt!r}") from None
 
@@ -91,13 +105,25 @@ def eval_owners(registry: PartnerRegistry) -> dict[str, str]:
     return {e: p.id for p in registry.partners if p.eval_program for e in p.experiment_ids}
 
 
+def preflight(settings: ExportSettings) -> list[Partner]:
+    """What must hold before anything is written: a valid registry, distinct salts, a readable opt-out file."""
+    registry = load_partner_registry(settings.partners_path)
+    partners = selected_partners(settings, registry)
+    registry.check_distinct_salts()
+    load_opt_outs(open_store(settings.landing_url))
+    return partners
+
+
 # --- ingest -----------------------------------------------------------------------------------
 
 
-def ingest(settings: ExportSettings, dt: str) -> Metadata:
+def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     """Validate the day's usage, experiment_requests and feedback; keep quarantine; index sessions."""
     started = time.monotonic()
+    preflight(settings)
     store = open_store(settings.landing_url)
+    area = RunArea(dt, run_id)
+    _write_json(store, area.marker_key, {"run_id": run_id, "started_at": datetime.now(UTC).isoformat()})
     days = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
     parts: dict[str, Ingested] = {}
     for record_type, window in days.items():
@@ -111,12 +137,18 @@ def ingest(settings: ExportSettings, dt: str) -> Metadata:
             sum(p.bytes for p in pieces),
             "".join(p.fingerprint for p in pieces),
         )
-        save_ingested(store, merged, dt)
+        save_ingested(store, area, merged)
         parts[record_type.name] = merged
     usage, requests = parts[USAGE.name], parts[EXPERIMENT_REQUESTS.name]
-    _save_session_index(store, dt, session_history(usage.rows, requests.rows), usage.fingerprint + requests.fingerprint)
     if usage.files == 0:
         raise FileNotFoundError(f"{store.url}/{USAGE.location}/dt={dt}: no usage files for this day")
+    _save_session_index(
+        store,
+        dt,
+        session_history(usage.rows, requests.rows),
+        _quarantined_sessions([q.raw for q in usage.quarantined]),
+        usage.fingerprint + requests.fingerprint,
+    )
     return {
         "usage_rows": usage.rows.height,
         "usage_quarantined": len(usage.quarantined),
@@ -127,47 +159,70 @@ def ingest(settings: ExportSettings, dt: str) -> Metadata:
         "files": sum(p.files for p in parts.values()),
         "bytes": sum(p.bytes for p in parts.values()),
         "first_quarantined": [str(q) for p in parts.values() for q in p.quarantined][:5],
+        "run_area": f"{store.url}/{area.prefix}",
         "duration_s": round(time.monotonic() - started, 3),
     }
 
 
-def _save_session_index(store: ObjectStore, dt: str, index: pl.DataFrame, fingerprint: str) -> None:
-    table = index.to_arrow().replace_schema_metadata({b"fingerprint": fingerprint.encode()})
-    write_parquet(store, area.session_index_key(dt), table)
+def _quarantined_sessions(raw_lines: list[bytes]) -> list[str]:
+    return sorted(set(names_in(raw_lines, "id").get_column("session_id").drop_nulls().to_list()))
 
 
-def _session_index(store: ObjectStore, dt: str) -> pl.DataFrame:
-    """A day's session history, rebuilt from the landing zone when missing or stale (late files)."""
+def _save_session_index(
+    store: ObjectStore, dt: str, index: pl.DataFrame, quarantined_sessions: list[str], fingerprint: str
+) -> None:
+    metadata = {
+        b"fingerprint": fingerprint.encode(),
+        b"quarantined_sessions": json.dumps(quarantined_sessions).encode(),
+    }
+    write_parquet(store, session_index_key(dt), index.to_arrow().replace_schema_metadata(metadata))
+
+
+def _session_index(store: ObjectStore, dt: str) -> tuple[pl.DataFrame, list[str]]:
+    """A day's session history and the sessions its quarantined usage lines name, rebuilt when stale."""
     fingerprint = files_fingerprint(store, USAGE, dt)[0] + files_fingerprint(store, EXPERIMENT_REQUESTS, dt)[0]
-    key = area.session_index_key(dt)
+    key = session_index_key(dt)
     if store.exists(key):
         table = read_parquet(store, key)
-        if (table.schema.metadata or {}).get(b"fingerprint", b"").decode() == fingerprint:
-            return pl.from_arrow(table)  # type: ignore[return-value]
-    index = session_history(read_day(store, USAGE, dt).rows, read_day(store, EXPERIMENT_REQUESTS, dt).rows)
-    _save_session_index(store, dt, index, fingerprint)
-    return index
+        metadata = table.schema.metadata or {}
+        if metadata.get(b"fingerprint", b"").decode() == fingerprint and b"quarantined_sessions" in metadata:
+            return pl.from_arrow(table), json.loads(metadata[b"quarantined_sessions"])  # type: ignore[return-value]
+    usage = read_day(store, USAGE, dt)
+    index = session_history(usage.rows, read_day(store, EXPERIMENT_REQUESTS, dt).rows)
+    quarantined = _quarantined_sessions([q.raw for q in usage.quarantined])
+    _save_session_index(store, dt, index, quarantined, fingerprint)
+    return index, quarantined
 
 
 # --- decide -----------------------------------------------------------------------------------
 
 
-def decide_day(settings: ExportSettings, dt: str) -> Metadata:
-    """Apply the seven export rules to every ingested usage row of the day."""
+def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
+    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day."""
     started = time.monotonic()
     store = open_store(settings.landing_url)
+    area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
     snapshot = load_snapshot(store)
-    usage = load_ingested(store, USAGE.name, dt)
-    requests = load_ingested(store, EXPERIMENT_REQUESTS.name, dt)
+    opt_outs = load_opt_outs(store)
+    usage = load_ingested(store, area, USAGE.name)
+    requests = load_ingested(store, area, EXPERIMENT_REQUESTS.name)
     known_days = set(landing_days(store, USAGE))
+    lookback = [_session_index(store, day) for day in days_before(dt, settings.lookback_days) if day in known_days]
     history = pl.concat(
-        [
-            _session_index(store, day).select(HISTORY_COLUMNS)
-            for day in _days_before(dt, settings.lookback_days)
-            if day in known_days
-        ]
+        [index.select(HISTORY_COLUMNS) for index, _ in lookback]
         + [session_history(usage, requests).select(HISTORY_COLUMNS)]
+    )
+    usage_quarantine = load_quarantined_raw(store, area, USAGE.name)
+    doubts = Doubts(
+        copies=copy_status(usage, names_in(usage_quarantine, "id").get_column("usage_id").drop_nulls().to_list()),
+        quarantined_request_usage_ids=names_in(load_quarantined_raw(store, area, EXPERIMENT_REQUESTS.name), "usage_id")
+        .get_column("usage_id")
+        .drop_nulls()
+        .to_list(),
+        quarantined_sessions=sorted(
+            {s for _, sessions in lookback for s in sessions} | set(_quarantined_sessions(usage_quarantine))
+        ),
     )
     prompts = BlobReader(store, PROMPTS_PREFIX)
     decisions = decide(
@@ -175,13 +230,14 @@ def decide_day(settings: ExportSettings, dt: str) -> Metadata:
         requests,
         snapshot.versions,
         eval_owners(registry),
-        snapshot.opted_out("user").to_list(),
-        snapshot.opted_out("machine").to_list(),
+        list(opt_outs.users),
+        list(opt_outs.machines),
         history,
         prompts.existing,
         settings.lookback_days,
+        doubts,
     )
-    write_parquet(store, area.decisions_key(dt), decisions.to_arrow())
+    write_parquet(store, area.decisions_key, decisions.to_arrow())
     excluded = Counter(decisions.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
     exported = Counter(decisions.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
     return {
@@ -208,24 +264,36 @@ def registry_notices(registry: PartnerRegistry, snapshot: Snapshot) -> list[str]
 # --- stage ------------------------------------------------------------------------------------
 
 
-def stage(settings: ExportSettings, dt: str, progress: Progress | None = None) -> Metadata:
-    """Hydrate, redact and pseudonymise the exported rows of the selected partners into staging."""
+def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | None = None) -> Metadata:
+    """Hydrate, redact and pseudonymise the exported rows of the selected partners into the run's staging.
+
+    A partner whose salt is missing is not staged (it fails on its own at publish); the others are.
+    """
     started = time.monotonic()
     store = open_store(settings.landing_url)
+    area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
     partners = selected_partners(settings, registry)
-    decisions = pl.from_arrow(read_parquet(store, area.decisions_key(dt)))
+    registry.check_distinct_salts()
+    decisions = pl.from_arrow(read_parquet(store, area.decisions_key))
     assert isinstance(decisions, pl.DataFrame)
-    wanted = [p.id for p in partners]
-    exported = decisions.filter((pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(wanted))
-    keys = {p.id: PartnerKeys(p.salt(), make_redactor(p.salt())) for p in partners}
-    ratings = latest_rating_per_turn(load_ingested(store, FEEDBACK.name, dt))
+    keys: dict[str, PartnerKeys] = {}
+    failed: dict[str, str] = {}
+    for partner in partners:
+        try:
+            salt = partner.salt()
+        except ConfigError as exc:
+            failed[partner.id] = str(exc)
+            continue
+        keys[partner.id] = PartnerKeys(salt, make_redactor(salt))
+    exported = decisions.filter((pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(list(keys)))
+    ratings = latest_rating_per_turn(load_ingested(store, area, FEEDBACK.name))
     report = stage_day(
         store,
         exported,
         ratings,
         keys,
-        dt,
+        area,
         settings.batch_rows,
         settings.target_file_bytes,
         progress,
@@ -233,9 +301,8 @@ def stage(settings: ExportSettings, dt: str, progress: Progress | None = None) -
     )
     if not report.redactor_version:
         report.redactor_version = make_redactor(b"version-only").version
-    accounts = _accounts(store, dt, decisions, report, wanted)
-    _write_json(store, area.accounts_key(dt), accounts)
-    _write_json(store, f"{area.staging_prefix(dt)}/_staged.json", _staged_record(report))
+    _write_json(store, area.accounts_key, _accounts(store, area, decisions, report, list(keys)))
+    _write_json(store, area.staged_record_key, _staged_record(report, failed))
     return {
         "rows_out": report.rows,
         "partitions": len(report.partitions),
@@ -245,13 +312,16 @@ def stage(settings: ExportSettings, dt: str, progress: Progress | None = None) -
         "blob_bytes": report.blob_bytes,
         "redactions": dict(sorted(report.redactions.items())),
         "reclassified_prompt_unavailable": len(report.reclassified),
+        "partners_not_staged": failed,
         "notices": report.notices[:20],
         "redactor_version": report.redactor_version,
         "duration_s": round(time.monotonic() - started, 3),
     }
 
 
-def _accounts(store: ObjectStore, dt: str, decisions: pl.DataFrame, report: StageReport, staged: list[str]) -> dict:
+def _accounts(
+    store: ObjectStore, area: RunArea, decisions: pl.DataFrame, report: StageReport, staged: list[str]
+) -> dict:
     final = decisions.with_columns(
         pl.col("id").replace_strict(report.reclassified, default=None, return_dtype=pl.String).alias("_late_reason")
     ).with_columns(
@@ -263,9 +333,9 @@ def _accounts(store: ObjectStore, dt: str, decisions: pl.DataFrame, report: Stag
     )
     exported = Counter(final.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
     excluded = Counter(final.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
-    quarantined = quarantined_count(store, USAGE.name, dt)
+    quarantined = len(load_quarantined_raw(store, area, USAGE.name))
     return {
-        "dt": dt,
+        "dt": area.dt,
         "usage_lines": decisions.height + quarantined,
         "quarantined": quarantined,
         "exported": dict(sorted(exported.items())),
@@ -276,9 +346,10 @@ def _accounts(store: ObjectStore, dt: str, decisions: pl.DataFrame, report: Stag
     }
 
 
-def _staged_record(report: StageReport) -> dict:
+def _staged_record(report: StageReport, failed: dict[str, str]) -> dict:
     return {
         "redactor_version": report.redactor_version,
+        "failed_partners": failed,
         "partitions": [
             {
                 "partner_id": p.partner_id,
@@ -292,9 +363,32 @@ def _staged_record(report: StageReport) -> dict:
     }
 
 
-def load_staged(store: ObjectStore, dt: str) -> tuple[str, list[StagedPartition]]:
-    """The redactor version and the partitions staged for a day."""
-    record = _read_json(store, f"{area.staging_prefix(dt)}/_staged.json")
+@dataclass(frozen=True)
+class PublishContext:
+    """What every manifest of a run states besides its files."""
+
+    dt: str
+    redactor_version: str
+    rules_hash: str
+
+
+@dataclass
+class Staged:
+    """What a run staged: the redactor version, the partitions, and the partners it could not stage."""
+
+    redactor_version: str
+    partitions: list[StagedPartition]
+    failed_partners: dict[str, str]
+
+
+def load_staged(store: ObjectStore, area: RunArea) -> Staged:
+    """The run's staging record; a clear error when this run staged nothing (e.g. a lone publish step)."""
+    if not store.exists(area.staged_record_key):
+        raise RuntimeError(
+            f"run {area.run_id} has no staged drops for dt={area.dt}: run the whole export_day job "
+            "(ingest, decide, stage, checks, publish) in one run"
+        )
+    record = _read_json(store, area.staged_record_key)
     partitions = [
         StagedPartition(
             p["partner_id"],
@@ -305,42 +399,72 @@ def load_staged(store: ObjectStore, dt: str) -> tuple[str, list[StagedPartition]
         )
         for p in record["partitions"]
     ]
-    return record["redactor_version"], partitions
+    return Staged(record["redactor_version"], partitions, record.get("failed_partners", {}))
 
 
 # --- checks -----------------------------------------------------------------------------------
 
 
-def run_checks(settings: ExportSettings, dt: str) -> list[CheckOutcome]:
-    """Every blocking check over the day's staged drops."""
+def run_checks(settings: ExportSettings, dt: str, run_id: str) -> list[CheckOutcome]:
+    """Every blocking check over the run's staged drops; the verdict per partition goes to the run's area."""
     store = open_store(settings.landing_url)
+    area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
-    _, partitions = load_staged(store, dt)
-    keys = [f.key for p in partitions for f in p.files]
-    staged_rows = _staged_identity_rows(store, partitions)
-    lineage = pl.from_arrow(read_parquet(store, area.staging_sidecar_key(dt)))
+    staged = load_staged(store, area)
+    partition_of = {f.key: (p.partner_id, p.experiment_id) for p in staged.partitions for f in p.files}
+    staged_rows = _staged_identity_rows(store, staged.partitions)
+    lineage = pl.from_arrow(read_parquet(store, area.lineage_key))
     assert isinstance(lineage, pl.DataFrame)
     snapshot = load_snapshot(store)
     production, foreign = check_rows_trace_to_own_preview_traffic(
         staged_rows,
-        lineage.drop("file"),
-        load_ingested(store, USAGE.name, dt),
-        load_ingested(store, EXPERIMENT_REQUESTS.name, dt),
+        lineage.select("partner_id", "experiment_id", "request_id", "usage_id"),
+        load_ingested(store, area, USAGE.name),
+        load_ingested(store, area, EXPERIMENT_REQUESTS.name),
         snapshot.versions,
-        {e: p.id for p in registry.partners for e in p.experiment_ids if p.eval_program},
+        eval_owners(registry),
     )
-    schemas = staged_schemas(store, keys)
-    by_partner = Counter({p.partner_id: 0 for p in partitions})
-    for p in partitions:
+    schemas = staged_schemas(store, list(partition_of))
+    by_partner = Counter({p.partner_id: 0 for p in staged.partitions})
+    for p in staged.partitions:
         by_partner[p.partner_id] += sum(f.rows for f in p.files)
-    return [
+    digests: dict[str, str] = {}
+    outcomes = [
         production,
         foreign,
-        check_forbidden_columns(schemas),
-        check_schema(schemas),
-        check_counts_reconcile(_read_json(store, area.accounts_key(dt)), dict(by_partner)),
-        check_leak_scan(store, keys, strict_scanner()),
+        check_forbidden_columns(schemas, partition_of),
+        check_schema(schemas, partition_of),
+        check_counts_reconcile(_read_json(store, area.accounts_key), dict(by_partner)),
+        check_leak_scan(store, partition_of, strict_scanner(), digests),
     ]
+    _write_json(store, area.verdicts_key, _verdicts(staged.partitions, outcomes, digests))
+    whole_day = [o.name for o in outcomes if o.blocks_all]
+    if whole_day:  # nothing of the day will publish: record what it owes before Dagster stops the run
+        partners = {p.id: p for p in selected_partners(settings, registry)}
+        failures = {p: [f"blocking checks failed for the whole day: {', '.join(whole_day)}"] for p in partners}
+        _record_day(store, dt, run_id, partners, failures, settings)
+    return outcomes
+
+
+def _verdicts(partitions: list[StagedPartition], outcomes: list[CheckOutcome], digests: dict[str, str]) -> dict:
+    """Per partition: the checks that failed for it, and the sha256 of each file as the checks read it."""
+    verdicts = []
+    for partition in partitions:
+        key = (partition.partner_id, partition.experiment_id)
+        failed = [o.name for o in outcomes if o.blocks(key)]
+        unread = [f.key for f in partition.files if digests.get(f.key) != f.sha256]
+        if unread:
+            failed.append("staged_files_unchanged")
+        verdicts.append(
+            {
+                "partner_id": partition.partner_id,
+                "experiment_id": partition.experiment_id,
+                "passed": not failed,
+                "failed_checks": failed,
+                "files": {f.key: digests.get(f.key) for f in partition.files},
+            }
+        )
+    return {"partitions": verdicts}
 
 
 def _staged_identity_rows(store: ObjectStore, partitions: list[StagedPartition]) -> pl.DataFrame:
@@ -351,6 +475,7 @@ def _staged_identity_rows(store: ObjectStore, partitions: list[StagedPartition])
                 "experiment_id": pl.String,
                 "request_id": pl.String,
                 "partition_partner": pl.String,
+                "partition_experiment": pl.String,
             }
         )
     ]
@@ -359,72 +484,187 @@ def _staged_identity_rows(store: ObjectStore, partitions: list[StagedPartition])
         for _, table in iter_staged_tables(store, keys, columns=["partner_id", "experiment_id", "request_id"]):
             frame = pl.from_arrow(table)
             assert isinstance(frame, pl.DataFrame)
-            frames.append(frame.with_columns(pl.lit(partition.partner_id).alias("partition_partner")))
+            frames.append(
+                frame.with_columns(
+                    pl.lit(partition.partner_id).alias("partition_partner"),
+                    pl.lit(partition.experiment_id).alias("partition_experiment"),
+                )
+            )
     return pl.concat(frames)
 
 
 # --- publish ----------------------------------------------------------------------------------
 
 
-def publish(settings: ExportSettings, dt: str) -> Metadata:
-    """Publish every staged partition, and re-publish as empty any earlier partition no longer staged."""
+def publish(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
+    """Publish every partition the checks passed, each partner on its own; record what is owed.
+
+    Raises :class:`PublishFailed` (after publishing the rest) when any partner's partitions were not
+    published: its salt was missing, a check failed for it, or its destination failed.
+    """
     started = time.monotonic()
     store = open_store(settings.landing_url)
+    area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
     partners = {p.id: p for p in selected_partners(settings, registry)}
-    redactor_version, partitions = load_staged(store, dt)
-    staged_keys = {(p.partner_id, p.experiment_id) for p in partitions}
-    previous = _read_json(store, area.published_key(dt)) if store.exists(area.published_key(dt)) else {"partitions": []}
-    for earlier in previous["partitions"]:
-        key = (earlier["partner_id"], earlier["experiment_id"])
-        if key not in staged_keys and earlier["partner_id"] in partners:
-            partitions.append(StagedPartition(*key))
-            staged_keys.add(key)
-    context = ManifestContext(dt, redactor_version, settings.rules_hash, _watermark(store, dt, settings))
-    published: list[PublishedPartition] = []
-    for partition in sorted(partitions, key=lambda p: (p.partner_id, p.experiment_id)):
-        destination = open_store(partners[partition.partner_id].destination)
-        published.append(publish_partition(store, partition, destination, context))
-    kept = [e for e in previous["partitions"] if e["partner_id"] not in partners]
-    record = {
-        "dt": dt,
-        "published_at": datetime.now(UTC).isoformat(),
-        "partitions": kept
-        + [
-            {"partner_id": p.partner_id, "experiment_id": p.experiment_id, "destination": p.destination, "rows": p.rows}
-            for p in published
-        ],
-        "source_watermark": context.source_watermark,
-    }
-    _write_json(store, area.published_key(dt), record)
-    return {
+    opt_outs = load_opt_outs(store)
+    staged = load_staged(store, area)
+    if not store.exists(area.verdicts_key):
+        raise RuntimeError(f"run {run_id}: the blocking checks did not run for dt={dt}, so nothing is published")
+    verdicts = {(v["partner_id"], v["experiment_id"]): v for v in _read_json(store, area.verdicts_key)["partitions"]}
+    lineage = pl.from_arrow(read_parquet(store, area.lineage_key))
+    assert isinstance(lineage, pl.DataFrame)
+    failures: dict[str, list[str]] = {p: [reason] for p, reason in staged.failed_partners.items()}
+    published: list[dict[str, object]] = []
+    context = PublishContext(dt, staged.redactor_version, settings.rules_hash)
+    with day_lock(store, dt, run_id, settings.lock_wait_seconds):
+        for partition in _partitions_to_publish(store, staged.partitions, partners, dt, failures):
+            key = (partition.partner_id, partition.experiment_id)
+            verdict = verdicts.get(key, {"passed": True, "files": {}, "failed_checks": []})
+            if not verdict["passed"]:
+                failures.setdefault(partition.partner_id, []).append(
+                    f"{partition.experiment_id}: blocking checks failed: {', '.join(verdict['failed_checks'])}"
+                )
+                continue
+            rows = lineage.filter((pl.col("partner_id") == key[0]) & (pl.col("experiment_id") == key[1]))
+            try:
+                published.append(
+                    _publish_one(store, partition, partners[key[0]], verdict["files"], rows, opt_outs, run_id, context)
+                )
+            except Exception as exc:  # this partner's failure is its own: the others still publish
+                failures.setdefault(partition.partner_id, []).append(f"{partition.experiment_id}: {exc}")
+        _record_day(store, dt, run_id, partners, failures, settings)
+        consent = apply_consent(store, opt_outs, run_id, dt=dt, lock_wait_seconds=settings.lock_wait_seconds)
+        _clean_superseded_runs(store, area)
+    figures = {
         "partitions": len(published),
-        "rows": sum(p.rows for p in published),
-        "files": sum(len(p.files) for p in published),
-        "bytes": sum(p.bytes for p in published),
-        "stale_files_deleted": sum(p.stale_deleted for p in published),
-        "destinations": [p.destination for p in published],
+        "rows": sum(int(p["rows"]) for p in published),  # type: ignore[call-overload]
+        "files": sum(int(p["files"]) for p in published),  # type: ignore[call-overload]
+        "bytes": sum(int(p["bytes"]) for p in published),  # type: ignore[call-overload]
+        "stale_files_deleted": sum(int(p["stale_deleted"]) for p in published),  # type: ignore[call-overload]
+        "destinations": [str(p["url"]) for p in published],
+        "consent_rows_removed": consent.rows_removed,
+        "not_published": {p: "; ".join(r) for p, r in sorted(failures.items())},
         "duration_s": round(time.monotonic() - started, 3),
     }
+    problems = [f"partner {p}: {'; '.join(r)}" for p, r in sorted(failures.items())]
+    problems += [c.error for c in consent.failures if c.error]
+    if problems:
+        raise PublishFailed("not published (owed, a re-run repairs it): " + " | ".join(problems), figures)
+    return figures
 
 
-def _watermark(store: ObjectStore, dt: str, settings: ExportSettings) -> dict[str, object]:
-    usage = load_ingested(store, USAGE.name, dt)
-    latest = usage.get_column("created_at").max() if usage.height else None
+def _partitions_to_publish(
+    store: ObjectStore, staged: list[StagedPartition], partners: dict[str, Partner], dt: str, failures: dict
+) -> Iterator[StagedPartition]:
+    """The staged partitions of the selected partners, plus an empty one for each partition published
+    earlier at the partner's current destination that has no rows any more."""
+    keys = {(p.partner_id, p.experiment_id) for p in staged}
+    earlier = [
+        StagedPartition(r.partner_id, r.experiment_id)
+        for r in all_records(store, dt)
+        if r.partner_id in partners
+        and (r.partner_id, r.experiment_id) not in keys
+        and r.url == partition_url(partners[r.partner_id], r.experiment_id, dt)
+    ]
+    for partition in sorted([*staged, *earlier], key=lambda p: (p.partner_id, p.experiment_id)):
+        if partition.partner_id in partners and partition.partner_id not in failures:
+            yield partition
+
+
+def partition_url(partner: Partner, experiment_id: str, dt: str) -> str:
+    """The absolute URL of one of a partner's partitions at its current destination."""
+    return open_store(partner.destination).child(drop_partition_path(partner.id, experiment_id, dt)).url
+
+
+def _publish_one(
+    store: ObjectStore,
+    partition: StagedPartition,
+    partner: Partner,
+    checked: dict[str, str],
+    rows: pl.DataFrame,
+    opt_outs: OptOuts,
+    run_id: str,
+    context: PublishContext,
+) -> dict[str, object]:
+    dt = context.dt
+    if opt_outs.withdrawn_rows(rows).height:
+        raise RuntimeError("a subject of this partition withdrew consent during the run; a re-run excludes them")
+    target = open_store(partner.destination).child(drop_partition_path(partner.id, partition.experiment_id, dt))
+    record = load_record(store, dt, partner.id, partition.experiment_id, target.url) or PublicationRecord(
+        dt, partner.id, partition.experiment_id, target.url
+    )
+    before = load_lineage(store, record)
+    begin(store, record, rows, run_id, utc_now_text())
+    result = replace_partition(
+        target,
+        partner.id,
+        partition.experiment_id,
+        _verified_parts(store, partition, checked),
+        {"dt": dt, "redactor_version": context.redactor_version, "rules_hash": context.rules_hash},
+    )
+    now = utc_now_text()
+    complete(store, record, result.rows, now)
+    gone = before.join(rows.select("request_id"), on="request_id", how="anti")
+    write_ledger(store, ledger_entries(opt_outs.withdrawn_rows(gone), record, "export re-publish", now, run_id))
     return {
-        "max_created_at": latest.isoformat() if isinstance(latest, datetime) else None,
-        "landing_fingerprint": landing_fingerprint(store, dt, settings.feedback_window_days),
-        "usage_files": files_fingerprint(store, USAGE, dt)[1],
+        "key": (partner.id, partition.experiment_id),
+        "url": result.url,
+        "rows": result.rows,
+        "files": len(result.files),
+        "bytes": result.bytes,
+        "stale_deleted": result.stale_deleted,
     }
+
+
+def _verified_parts(store: ObjectStore, partition: StagedPartition, checked: dict[str, str]) -> Iterator[Part]:
+    """The staged files, each refused unless its bytes are the ones the blocking checks passed."""
+    for staged_file in partition.files:
+        data = store.get(staged_file.key)
+        if sha256_hex(data) != checked.get(staged_file.key):
+            raise RuntimeError(f"{store.url}/{staged_file.key}: not the bytes the blocking checks passed")
+        yield Part(staged_file.key.rsplit("/", 1)[-1], data, staged_file.rows)
+
+
+def _record_day(
+    store: ObjectStore,
+    dt: str,
+    run_id: str,
+    partners: dict[str, Partner],
+    failures: dict[str, list[str]],
+    settings: ExportSettings,
+) -> None:
+    """Each selected partner is published or owed, with the inputs this run read."""
+    record = load_day_record(store, dt)
+    inputs = Fingerprints(store).day_inputs(dt, settings.lookback_days, settings.feedback_window_days)
+    now = utc_now_text()
+    for partner_id in partners:
+        reasons = failures.get(partner_id)
+        state = OWED if reasons else PUBLISHED
+        record.partners[partner_id] = PartnerState(state, inputs, run_id, now, "; ".join(reasons or []))
+    save_day_record(store, record)
+
+
+def _clean_superseded_runs(store: ObjectStore, area: RunArea) -> None:
+    """Remove the working areas of this day's runs that started before this one (they are superseded)."""
+    mine = _read_json(store, area.marker_key)["started_at"]
+    for info in list(store.list(day_runs_prefix(area.dt))):
+        if info.key.endswith("/_run.json") and not info.key.startswith(area.prefix + "/"):
+            other = info.key.rsplit("/", 1)[0]
+            if _read_json(store, info.key)["started_at"] < mine:
+                store.delete([i.key for i in store.list(other)])
 
 
 def run_all(
-    settings: ExportSettings, dt: str, progress: Progress | None = None
+    settings: ExportSettings, dt: str, run_id: str | None = None, progress: Progress | None = None
 ) -> tuple[dict[str, Metadata], list[CheckOutcome]]:
-    """Every step without Dagster (used by benchmarks); publishing only when every check passes."""
-    steps: dict[str, Metadata] = {"ingest": ingest(settings, dt), "decide": decide_day(settings, dt)}
-    steps["stage"] = stage(settings, dt, progress)
-    outcomes = run_checks(settings, dt)
-    if all(o.passed for o in outcomes):
-        steps["publish"] = publish(settings, dt)
+    """Every step without Dagster (benchmarks, tests): publish refuses any partition a check failed for."""
+    run_id = run_id or uuid4().hex
+    steps: dict[str, Metadata] = {
+        "ingest": ingest(settings, dt, run_id),
+        "decide": decide_day(settings, dt, run_id),
+        "stage": stage(settings, dt, run_id, progress),
+    }
+    outcomes = run_checks(settings, dt, run_id)
+    steps["publish"] = publish(settings, dt, run_id)
     return steps, outcomes

@@ -1,46 +1,105 @@
 """Paths of the pipeline's internal area inside the landing zone (``_tracedrop/``).
 
-Nothing here is ever published: it holds quarantined lines, per-day working tables, the staged
-(redacted, not yet published) Parquet that the blocking checks read, and each day's accounts.
+Nothing here is ever published. Each export run works in its own area (``runs/dt=D/run=R/``:
+ingested rows, quarantined lines, decisions, staged Parquet, accounts, check verdicts), so two runs
+of one day never read or overwrite each other's work. What outlives a run is kept beside it:
+the publication records and lineage of every published partition (``publications/``), the day's
+record of what it owes (``days/``), the consent ledger (``consent/``), per-day locks (``locks/``) and
+the session-history cache (``session_index/``).
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 INTERNAL_ROOT = "_tracedrop"
 
 
-def quarantine_key(record_type: str, dt: str) -> str:
-    return f"{INTERNAL_ROOT}/quarantine/{record_type}/dt={dt}/quarantine.parquet"
+@dataclass(frozen=True)
+class RunArea:
+    """The working area of one export run of one day."""
+
+    dt: str
+    run_id: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{day_runs_prefix(self.dt)}/run={self.run_id}"
+
+    @property
+    def marker_key(self) -> str:
+        """Written when the run starts: who and when (lets a later run tell superseded areas apart)."""
+        return f"{self.prefix}/_run.json"
+
+    def ingested_key(self, record_type: str) -> str:
+        return f"{self.prefix}/ingested/{record_type}.parquet"
+
+    def quarantine_key(self, record_type: str) -> str:
+        return f"{self.prefix}/quarantine/{record_type}.parquet"
+
+    @property
+    def decisions_key(self) -> str:
+        return f"{self.prefix}/decisions.parquet"
+
+    @property
+    def accounts_key(self) -> str:
+        return f"{self.prefix}/accounts.json"
+
+    @property
+    def staging_prefix(self) -> str:
+        return f"{self.prefix}/staging"
+
+    def staging_partition_prefix(self, partner_id: str, experiment_id: str) -> str:
+        return f"{self.staging_prefix}/partner={partner_id}/experiment={experiment_id}"
+
+    @property
+    def staged_record_key(self) -> str:
+        return f"{self.staging_prefix}/_staged.json"
+
+    @property
+    def lineage_key(self) -> str:
+        """Staged row → usage id and subjects, so checks and consent can trace every row to its source."""
+        return f"{self.staging_prefix}/_lineage.parquet"
+
+    @property
+    def verdicts_key(self) -> str:
+        """The blocking checks' verdict per staged partition, with the hashes of the files they passed."""
+        return f"{self.prefix}/verdicts.json"
 
 
-def ingested_key(record_type: str, dt: str) -> str:
-    return f"{INTERNAL_ROOT}/ingested/{record_type}/dt={dt}/rows.parquet"
+def day_runs_prefix(dt: str) -> str:
+    return f"{INTERNAL_ROOT}/runs/dt={dt}"
 
 
 def session_index_key(dt: str) -> str:
     return f"{INTERNAL_ROOT}/session_index/dt={dt}/index.parquet"
 
 
-def decisions_key(dt: str) -> str:
-    return f"{INTERNAL_ROOT}/decisions/dt={dt}/decisions.parquet"
+def day_record_key(dt: str) -> str:
+    """What a day published, with which inputs, and what it still owes (partners whose publish failed)."""
+    return f"{INTERNAL_ROOT}/days/dt={dt}/day.json"
 
 
-def staging_prefix(dt: str) -> str:
-    return f"{INTERNAL_ROOT}/staging/dt={dt}"
+def publications_prefix() -> str:
+    return f"{INTERNAL_ROOT}/publications"
 
 
-def staging_partition_prefix(dt: str, partner_id: str, experiment_id: str) -> str:
-    return f"{staging_prefix(dt)}/partner={partner_id}/experiment={experiment_id}"
+def destination_digest(partition_url: str) -> str:
+    """A short stable name for a partition's absolute URL (a destination can change between runs)."""
+    return hashlib.sha256(partition_url.encode()).hexdigest()[:16]
 
 
-def staging_sidecar_key(dt: str) -> str:
-    """Staged row → usage id, kept internal so the checks can trace every staged row to its source."""
-    return f"{staging_prefix(dt)}/_lineage.parquet"
+def publication_prefix(dt: str, partner_id: str, experiment_id: str, partition_url: str) -> str:
+    return (
+        f"{publications_prefix()}/dt={dt}/partner={partner_id}/experiment={experiment_id}"
+        f"/dest={destination_digest(partition_url)}"
+    )
 
 
-def accounts_key(dt: str) -> str:
-    return f"{INTERNAL_ROOT}/accounts/dt={dt}/accounts.json"
+def lock_key(dt: str) -> str:
+    return f"{INTERNAL_ROOT}/locks/dt={dt}.lock"
 
 
-def published_key(dt: str) -> str:
-    return f"{INTERNAL_ROOT}/published/dt={dt}/published.json"
+def ledger_prefix() -> str:
+    return f"{INTERNAL_ROOT}/consent/ledger"

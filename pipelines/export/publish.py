@@ -1,31 +1,42 @@
-"""Publish staged partitions to partner destinations: parts, then ``_manifest.json``, then ``_SUCCESS``.
+"""Replace one drop partition at its destination: parts, then ``_manifest.json``, then ``_SUCCESS``.
 
 The order makes a partition's state always clear to a reader: ``_SUCCESS`` is removed first, so while
 a partition is being replaced it is visibly incomplete; the new parts are uploaded (checksums
-verified), then the manifest listing exactly them, then files the manifest does not list are
-deleted, and ``_SUCCESS`` is written last.  A crash anywhere leaves no ``_SUCCESS`` and a re-run
-finishes the job.
+verified), then the manifest listing exactly them, then every other object of the partition
+(earlier parts, leftovers of an interrupted write) is deleted, and ``_SUCCESS`` is written last. A
+crash anywhere leaves no ``_SUCCESS`` and a re-run finishes the job. The export and ``consent apply``
+both publish through here.
 """
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pipelines.export.stage import StagedPartition
-from pipelines.objectstore import ObjectStore, sha256_hex
-from schemas.drop import DROP_SCHEMA_VERSION, MANIFEST_NAME, SUCCESS_NAME, drop_partition_path
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-OpenStore = Callable[[str], ObjectStore]
+from pipelines.objectstore import ObjectStore
+from schemas.drop import DROP_SCHEMA_VERSION, MANIFEST_NAME, SUCCESS_NAME
+
+
+@dataclass(frozen=True)
+class Part:
+    """One Parquet file of a partition, ready to upload."""
+
+    name: str
+    data: bytes
+    rows: int
 
 
 @dataclass
 class PublishedPartition:
     partner_id: str
     experiment_id: str
-    destination: str
+    url: str  # the partition's absolute URL
     rows: int
     files: list[dict[str, object]] = field(default_factory=list)
     stale_deleted: int = 0
@@ -35,59 +46,52 @@ class PublishedPartition:
         return sum(int(f["bytes"]) for f in self.files)  # type: ignore[call-overload]
 
 
-@dataclass(frozen=True)
-class ManifestContext:
-    """What every manifest of a run states besides its files."""
-
-    dt: str
-    redactor_version: str
-    rules_hash: str
-    source_watermark: dict[str, object]
+def utc_now_text() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
-def publish_partition(
-    landing: ObjectStore,
-    staged: StagedPartition,
-    destination: ObjectStore,
-    context: ManifestContext,
+def replace_partition(
+    target: ObjectStore, partner_id: str, experiment_id: str, parts: Iterable[Part], manifest: dict[str, object]
 ) -> PublishedPartition:
-    """Replace one drop partition with the staged files (an empty staging publishes an empty day)."""
-    base = drop_partition_path(staged.partner_id, staged.experiment_id, context.dt)
-    target = destination.child(base)
+    """Replace the partition at ``target`` with ``parts``; ``manifest`` gives every field but files and counts."""
     target.delete([SUCCESS_NAME])
     files: list[dict[str, object]] = []
-    for staged_file in staged.files:
-        data = landing.get(staged_file.key)
-        if sha256_hex(data) != staged_file.sha256:
-            raise RuntimeError(f"{landing.url}/{staged_file.key}: staged file changed since it was checked")
-        name = staged_file.key.rsplit("/", 1)[-1]
-        put = target.put(name, data)
-        files.append({"name": name, "rows": staged_file.rows, "bytes": put.size, "sha256": put.sha256})
-    manifest = {
+    latest: datetime | None = None
+    for part in parts:
+        put = target.put(part.name, part.data)
+        files.append({"name": part.name, "rows": part.rows, "bytes": put.size, "sha256": put.sha256})
+        latest = max(filter(None, (latest, _latest_created_at(part))), default=None)
+    rows = sum(int(f["rows"]) for f in files)  # type: ignore[call-overload]
+    document = {
+        **manifest,
+        "source_watermark": {  # the partition's own rows only: nothing about other traffic
+            "rows": rows,
+            "max_created_at": latest.isoformat().replace("+00:00", "Z") if latest else None,
+        },
         "schema_version": DROP_SCHEMA_VERSION,
-        "partner_id": staged.partner_id,
-        "experiment_id": staged.experiment_id,
-        "dt": context.dt,
-        "redactor_version": context.redactor_version,
-        "rules_hash": context.rules_hash,
-        "row_count": staged.rows,
+        "partner_id": partner_id,
+        "experiment_id": experiment_id,
+        "row_count": rows,
         "files": files,
-        "source_watermark": context.source_watermark,
-        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "created_at": utc_now_text(),
     }
-    target.put(MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    target.put(MANIFEST_NAME, json.dumps(document, indent=2, sort_keys=True).encode())
     keep = {MANIFEST_NAME, *(str(f["name"]) for f in files)}
     stale = [info.key for info in target.list() if info.key not in keep]
     target.delete(stale)
     target.put(SUCCESS_NAME, b"")
-    return PublishedPartition(
-        staged.partner_id, staged.experiment_id, f"{destination.url}/{base}", staged.rows, files, len(stale)
-    )
+    return PublishedPartition(partner_id, experiment_id, target.url, rows, files, len(stale))
 
 
-def read_manifest(destination: ObjectStore, partner_id: str, experiment_id: str, dt: str) -> dict | None:
-    """A published partition's manifest, or None when there is none."""
-    key = f"{drop_partition_path(partner_id, experiment_id, dt)}/{MANIFEST_NAME}"
-    if not destination.exists(key):
+def _latest_created_at(part: Part) -> datetime | None:
+    if not part.rows:
         return None
-    return json.loads(destination.get(key))
+    column = pq.read_table(io.BytesIO(part.data), columns=["created_at"]).column("created_at")
+    return pc.max(column).as_py()
+
+
+def read_manifest(target: ObjectStore) -> dict | None:
+    """A partition's manifest, or None when there is none."""
+    if not target.exists(MANIFEST_NAME):
+        return None
+    return json.loads(target.get(MANIFEST_NAME))

@@ -1,62 +1,77 @@
-"""What must be re-exported: published days whose landing files changed, or that hold withdrawn subjects."""
+"""What a day still owes: the per-day record of each partner's publish, and the days that must re-run.
+
+A partner's entry turns ``published`` only when its partitions were published, with the fingerprint
+of the inputs that run read. A failed partner (missing salt, unreachable destination, failed check)
+is ``owed``. A day is due again when a partner in the programme is owed, or when its inputs changed
+since (a late file in the day, in the feedback window after it, or in the rule-7 lookback before it).
+"""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 
-import polars as pl
+from pipelines.export.internal_area import INTERNAL_ROOT, day_record_key
+from pipelines.export.landing_state import Fingerprints
+from pipelines.objectstore import ObjectStore
 
-from pipelines.export import internal_area as area
-from pipelines.export.ingest import files_fingerprint, read_day
-from pipelines.export.landing_state import landing_fingerprint
-from pipelines.objectstore import ObjectStore, read_parquet
-from schemas.exclusions import Fate
-from schemas.landing import OPT_OUTS
-
-PUBLISHED_RE = re.compile(r"/published/dt=(\d{4}-\d{2}-\d{2})/published\.json$")
+PUBLISHED, OWED = "published", "owed"
 
 
-def published_days(store: ObjectStore) -> list[str]:
-    """Days that have been published at least once, oldest first."""
+@dataclass
+class PartnerState:
+    state: str
+    inputs: str  # fingerprint of the inputs of the run that published (or last tried)
+    run_id: str
+    updated_at: str
+    reason: str = ""
+
+
+@dataclass
+class DayRecord:
+    dt: str
+    partners: dict[str, PartnerState] = field(default_factory=dict)
+
+    def owed(self) -> dict[str, str]:
+        return {p: s.reason for p, s in self.partners.items() if s.state == OWED}
+
+
+def load_day_record(store: ObjectStore, dt: str) -> DayRecord:
+    key = day_record_key(dt)
+    if not store.exists(key):
+        return DayRecord(dt)
+    raw = json.loads(store.get(key))
+    return DayRecord(dt, {p: PartnerState(**s) for p, s in raw["partners"].items()})
+
+
+def save_day_record(store: ObjectStore, record: DayRecord) -> None:
+    body = {"dt": record.dt, "partners": {p: asdict(s) for p, s in sorted(record.partners.items())}}
+    store.put(day_record_key(record.dt), json.dumps(body, indent=2, sort_keys=True).encode())
+
+
+def recorded_days(store: ObjectStore) -> list[str]:
+    """Days an export has published or owes, oldest first."""
     days = []
-    for info in store.list(f"{area.INTERNAL_ROOT}/published"):
-        match = PUBLISHED_RE.search("/" + info.key)
-        if match:
-            days.append(match.group(1))
+    for info in store.list(f"{INTERNAL_ROOT}/days"):
+        part = info.key.split("/")[-2]
+        if part.startswith("dt=") and info.key.endswith("/day.json"):
+            days.append(part[3:])
     return sorted(days)
 
 
-def days_with_late_files(store: ObjectStore, window: int) -> Iterator[tuple[str, str]]:
-    """(dt, new fingerprint) for each of the latest ``window`` published days whose landing files changed."""
-    for dt in published_days(store)[-window:]:
-        record = json.loads(store.get(area.published_key(dt)))
-        current = landing_fingerprint(store, dt)
-        if record.get("source_watermark", {}).get("landing_fingerprint") != current:
+def days_due(
+    store: ObjectStore, in_programme: Iterable[str], lookback_days: int, window: int, feedback_window: int
+) -> Iterator[tuple[str, str]]:
+    """(dt, inputs fingerprint) of each of the latest ``window`` recorded days that must run again."""
+    partners = set(in_programme)
+    fingerprints = Fingerprints(store)
+    for dt in recorded_days(store)[-window:]:
+        record = load_day_record(store, dt)
+        current = fingerprints.day_inputs(dt, lookback_days, feedback_window)
+        if any(
+            state.state == OWED or state.inputs != current
+            for partner, state in record.partners.items()
+            if partner in partners
+        ):
             yield dt, current
-
-
-def opt_outs_fingerprint(store: ObjectStore) -> str:
-    """Changes whenever the opt-out file changes."""
-    return files_fingerprint(store, OPT_OUTS, None)[0]
-
-
-def days_with_withdrawn_subjects(store: ObjectStore) -> Iterator[str]:
-    """Published days whose exported rows include a user or machine that has since opted out."""
-    opt_outs = read_day(store, OPT_OUTS, None).rows
-    users = opt_outs.filter(pl.col("subject") == "user").get_column("value").to_list()
-    machines = opt_outs.filter(pl.col("subject") == "machine").get_column("value").to_list()
-    if not users and not machines:
-        return
-    for dt in published_days(store):
-        if not store.exists(area.decisions_key(dt)):
-            continue
-        decisions = pl.from_arrow(read_parquet(store, area.decisions_key(dt)))
-        assert isinstance(decisions, pl.DataFrame)
-        withdrawn = decisions.filter(
-            (pl.col("fate") == Fate.EXPORTED.value)
-            & (pl.col("kilo_user_id").is_in(users) | pl.col("machine_id").is_in(machines))
-        )
-        if withdrawn.height:
-            yield dt

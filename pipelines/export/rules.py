@@ -8,12 +8,14 @@ callback, so the rules are tested directly on small frames.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import polars as pl
 
 from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
 from schemas.landing import PROMPT_SENTINELS
+from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 
 PromptAvailable = Callable[[list[str]], set[str]]
 
@@ -51,6 +53,19 @@ def _matched_requests(requests: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class Doubts:
+    """What the quarantine and repeated deliveries cast doubt on (see :mod:`pipelines.export.doubt`).
+
+    ``copies`` has one row per usage line (``_file``, ``_line``) with ``conflicting_copy`` and
+    ``extra_copy``; the other two name usage ids and session ids that quarantined lines still name.
+    """
+
+    copies: pl.DataFrame | None = None
+    quarantined_request_usage_ids: list[str] = field(default_factory=list)
+    quarantined_sessions: list[str] = field(default_factory=list)
+
+
 def decide(
     usage: pl.DataFrame,
     requests: pl.DataFrame,
@@ -61,13 +76,20 @@ def decide(
     history: pl.DataFrame,
     prompt_available: PromptAvailable,
     lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS,
+    doubts: Doubts | None = None,
 ) -> pl.DataFrame:
     """Apply the rules in order; return the usage rows joined with what the rules resolved.
 
     ``versions`` is the snapshot's version → variant → experiment table; ``eval_owners`` maps each
     experiment owned by an ``eval_program`` partner to that partner; ``history`` holds the session
-    history (:func:`session_history`) of the lookback window including this day.
+    history (:func:`session_history`) of the lookback window including this day; ``doubts`` adds the
+    fail-closed reasons (a usage line delivered twice, quarantined lines naming the row's evidence).
     """
+    doubts = doubts or Doubts()
+    if doubts.copies is not None:
+        usage = usage.join(doubts.copies, on=[LINEAGE_FILE, LINEAGE_LINE], how="left")
+    else:
+        usage = usage.with_columns(pl.lit(False).alias("conflicting_copy"), pl.lit(False).alias("extra_copy"))
     owners = pl.DataFrame(
         {"experiment_id": list(eval_owners), "partner_id": list(eval_owners.values())},
         schema={"experiment_id": pl.String, "partner_id": pl.String},
@@ -93,8 +115,13 @@ def decide(
         pl.col("kilo_user_id").is_in(list(opted_out_users))
         | pl.col("machine_id").fill_null("").is_in([m for m in opted_out_machines if m])
     )
+    trusted_copy = ~pl.col("conflicting_copy").fill_null(True) & ~pl.col("extra_copy").fill_null(True)
+    request_beyond_doubt = ~pl.col("id").is_in(doubts.quarantined_request_usage_ids)
+    session_beyond_doubt = ~pl.col("session_id").fill_null("").is_in(doubts.quarantined_sessions)
     first_five = (
-        one_request.fill_null(False)
+        trusted_copy
+        & request_beyond_doubt
+        & one_request.fill_null(False)
         & partner_owned
         & model_matches.fill_null(False)
         & routing.fill_null(False)
@@ -109,8 +136,14 @@ def decide(
     prompt_ok = pl.col("request_body_sha256").is_in(list(available))
     clean_session = ~pl.col("id").is_in(contaminated)
     reason = (
-        pl.when(~one_request.fill_null(False))
+        pl.when(pl.col("conflicting_copy").fill_null(True))
+        .then(pl.lit(Exclusion.CONFLICTING_DUPLICATE.value))
+        .when(pl.col("extra_copy").fill_null(True))
+        .then(pl.lit(Exclusion.DUPLICATE_DELIVERY.value))
+        .when(~one_request.fill_null(False))
         .then(pl.lit(Exclusion.NOT_ONE_EXPERIMENT_REQUEST.value))
+        .when(~request_beyond_doubt)
+        .then(pl.lit(Exclusion.QUARANTINED_REQUEST_LINE.value))
         .when(~partner_owned)
         .then(pl.lit(Exclusion.NOT_PARTNER_EXPERIMENT.value))
         .when(~model_matches.fill_null(False))
@@ -123,6 +156,8 @@ def decide(
         .then(pl.lit(Exclusion.PROMPT_UNAVAILABLE.value))
         .when(~clean_session)
         .then(pl.lit(Exclusion.SESSION_CONTAMINATED.value))
+        .when(~session_beyond_doubt)
+        .then(pl.lit(Exclusion.QUARANTINED_SESSION_LINE.value))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
     return (
@@ -134,7 +169,7 @@ def decide(
             .alias("fate"),
             pl.when(pl.col("reason").is_null()).then(pl.col("partner_id")).alias("partner_id"),
         )
-        .drop("_passes_first_five")
+        .drop("_passes_first_five", "conflicting_copy", "extra_copy")
     )
 
 

@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from pipelines.export.lock import DEFAULT_WAIT_SECONDS
 from schemas.drop import DROP_SCHEMA_VERSION, TARGET_FILE_BYTES
 from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, EXCLUSIONS_IN_ORDER
 
@@ -26,6 +27,7 @@ class ExportSettings:
     batch_bytes: int = 32 * 1024 * 1024
     target_file_bytes: int = TARGET_FILE_BYTES
     only_partner: str | None = None
+    lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> ExportSettings:
@@ -35,6 +37,7 @@ class ExportSettings:
             "landing_url": env.get("TRACEDROP_LANDING_URL", DEFAULT_LANDING_URL),
             "partners_path": env.get("TRACEDROP_PARTNERS", DEFAULT_PARTNERS_PATH),
             "lookback_days": int(env.get("TRACEDROP_SESSION_LOOKBACK_DAYS", DEFAULT_SESSION_LOOKBACK_DAYS)),
+            "lock_wait_seconds": float(env.get("TRACEDROP_LOCK_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

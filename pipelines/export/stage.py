@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from pipelines.export.blobs import BlobReader, FetchResult
 from pipelines.export.body_parts import Counts, redact_bodies
-from pipelines.export.internal_area import staging_partition_prefix, staging_prefix, staging_sidecar_key
+from pipelines.export.internal_area import RunArea
 from pipelines.export.pseudonyms import pseudonymise
 from pipelines.objectstore import ObjectStore, write_parquet
 from schemas.bucketing import MACHINE_ID_MAX_CHARS
@@ -41,6 +41,8 @@ LINEAGE_SCHEMA = pa.schema(
         ("experiment_id", pa.string()),
         ("request_id", pa.string()),
         ("usage_id", pa.string()),
+        ("kilo_user_id", pa.string()),
+        ("machine_id", pa.string()),
         ("file", pa.string()),
     ]
 )
@@ -254,14 +256,13 @@ def stage_day(
     exported: pl.DataFrame,
     ratings: pl.DataFrame,
     partner_keys: dict[str, PartnerKeys],
-    dt: str,
+    area: RunArea,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     target_file_bytes: int = TARGET_FILE_BYTES,
     progress: Callable[[int], None] | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> StageReport:
-    """Stage every exported row of the selected partners; replace any earlier staging of the day."""
-    store.delete([info.key for info in store.list(staging_prefix(dt))])
+    """Stage every exported row of the partners in ``partner_keys`` into the run's area."""
     report = StageReport()
     prompts = BlobReader(store, PROMPTS_PREFIX)
     responses = BlobReader(store, RESPONSES_PREFIX)
@@ -289,7 +290,7 @@ def stage_day(
                 if progress:
                     progress(fetched.rows.height)
             writer.close()
-            prefix = staging_partition_prefix(dt, partition.partner_id, partition.experiment_id)
+            prefix = area.staging_partition_prefix(partition.partner_id, partition.experiment_id)
             for path, count in writer.finished:
                 put = store.put(f"{prefix}/{path.name}", path.read_bytes())
                 partition.files.append(StagedFile(put.key, count, put.size, put.sha256))
@@ -298,7 +299,7 @@ def stage_day(
     report.blobs_fetched = prompts.fetched + responses.fetched
     report.blob_bytes = prompts.fetched_bytes + responses.fetched_bytes
     sidecar = pa.concat_tables(lineage) if lineage else LINEAGE_SCHEMA.empty_table()
-    write_parquet(store, staging_sidecar_key(dt), sidecar)
+    write_parquet(store, area.lineage_key, sidecar)
     return report
 
 
@@ -348,6 +349,8 @@ def _stage_batch(
             "experiment_id": [partition.experiment_id] * table.num_rows,
             "request_id": batch.get_column("request_id").to_list(),
             "usage_id": batch.get_column("id").to_list(),
+            "kilo_user_id": batch.get_column("kilo_user_id").to_list(),
+            "machine_id": batch.get_column("machine_id").to_list(),
             "file": [file_name] * table.num_rows,
         },
         schema=LINEAGE_SCHEMA,

@@ -1,0 +1,23 @@
+"""``tracedrop consent apply`` and the consent asset: one function, figures out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.export.consent import apply_consent, load_opt_outs
+from pipelines.export.settings import ExportSettings
+from pipelines.objectstore import open_store
+
+
+def apply_from_settings(settings: ExportSettings, run_id: str | None = None) -> dict[str, Any]:
+    """Apply withdrawn consent to every published partition of the landing zone's records."""
+    store = open_store(settings.landing_url)
+    report = apply_consent(store, load_opt_outs(store), run_id, lock_wait_seconds=settings.lock_wait_seconds)
+    return {
+        "partitions_changed": len([c for c in report.changes if not c.error]),
+        "rows_removed": report.rows_removed,
+        "changed": [f"{c.record.url}: {c.rows_removed} rows removed" for c in report.changes if not c.error],
+        "failed": len(report.failures),
+        "failures": [c.error for c in report.failures],
+        "remaining": len(report.remaining),
+    }
