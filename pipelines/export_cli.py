@@ -27,7 +27,7 @@ def run_export_job(landing: str, partners: str, dt: str, partner: str | None = N
             resources={"tracedrop": resource},
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
 
 

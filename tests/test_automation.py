@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
+from pipelines.consent_assets import consent_applied
 from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
 from pipelines.objectstore import open_store
 from pipelines.resources import TracedropResource
@@ -23,7 +24,7 @@ def test_the_daily_schedule_exports_yesterday_and_reruns_the_days_before(monkeyp
     assert len({r.run_key for r in requests}) == 3
 
 
-def test_sensors_request_a_rerun_for_late_files_and_for_withdrawn_consent(tmp_path, monkeypatch) -> None:
+def test_sensors_request_a_rerun_for_late_files_and_consent_apply_until_no_withdrawn_row_is_published(tmp_path, monkeypatch) -> None:
     landing = tmp_path / "landing"
     registry = tmp_path / "partners.yaml"
     registry.write_text(partners_yaml(str(tmp_path / "drops")))
@@ -41,16 +42,20 @@ def test_sensors_request_a_rerun_for_late_files_and_for_withdrawn_consent(tmp_pa
     assets = [*EXPORT_ASSETS, *EXPORT_CHECKS]
     assert dg.materialize(assets, partition_key=DT, resources={"tracedrop": TracedropResource()}).success
 
-    assert list(late_landing_files(dg.build_sensor_context())) == []
+    def run_requests(sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
+        context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+        return [r for r in sensor(context) if isinstance(r, dg.RunRequest)]
+
+    assert run_requests(late_landing_files) == []
     store.put(f"experiment_requests/dt={DT}/late.jsonl", b"")
-    (late,) = list(late_landing_files(dg.build_sensor_context()))
+    (late,) = run_requests(late_landing_files)
     assert late.partition_key == DT
 
-    cursor_context = dg.build_sensor_context()
-    assert list(consent_opt_outs(cursor_context)) == []
+    assert run_requests(consent_opt_outs) == []
     builder.opt_out("user", "user-7", NOON + timedelta(days=10))
     builder.write(store)
-    context = dg.build_sensor_context(cursor=cursor_context.cursor)
-    (rerun,) = list(consent_opt_outs(context))
-    assert rerun.partition_key == DT
-    assert list(consent_opt_outs(dg.build_sensor_context(cursor=context.cursor))) == []
+    (consent,) = run_requests(consent_opt_outs)
+    assert consent.job_name in (None, "consent_apply")
+    apply = dg.materialize([consent_applied], resources={"tracedrop": TracedropResource()})
+    assert apply.success
+    assert run_requests(consent_opt_outs) == []

@@ -46,7 +46,7 @@ def test_export_exits_non_zero_when_a_check_fails(world, tmp_path, monkeypatch: 
     )
     result = CliRunner().invoke(app, world)
     assert result.exit_code == 1
-    assert "leak_scan" in result.output and "nothing was published" in result.output
+    assert "leak_scan" in result.output and "were not published" in result.output
     assert not (tmp_path / "drops").exists()
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from pipelines.checks import CHECK_NAMES
 from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
-from pipelines.export.internal_area import accounts_key, decisions_key
+from pipelines.export.internal_area import RunArea
 from pipelines.export.pseudonyms import pseudonym
 from pipelines.objectstore import open_store, read_parquet
 from pipelines.resources import TracedropResource
@@ -39,7 +39,7 @@ def exported(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     make_s3_client(s3_endpoint).create_bucket(Bucket=bucket)
     landing_url, drops_url = f"s3://{bucket}/landing", f"s3://{bucket}/drops"
     landing = open_store(landing_url)
-    generate(landing, SynthConfig(days=len(DAYS), requests_per_day=400, seed=11, start=date.fromisoformat(DAYS[0])))
+    generate(landing, SynthConfig(days=len(DAYS), requests_per_day=800, seed=11, start=date.fromisoformat(DAYS[0])))
     registry = yaml.safe_load(Path("pipelines/synth/partners.yaml").read_text())
     for partner in registry["partners"]:
         partner["destination"] = drops_url
@@ -89,9 +89,10 @@ def test_each_partner_receives_exactly_the_rows_the_ground_truth_expects(exporte
 
 @pytest.mark.parametrize("dt", DAYS)
 def test_every_exclusion_matches_the_ground_truth_reason(exported, dt: str) -> None:
-    landing, _, truth, _ = exported
-    decided = {r["id"]: r["reason"] for r in read_parquet(landing, decisions_key(dt)).to_pylist()}
-    expected = {r["usage_id"]: r["reason"] for r in truth[dt]}
+    landing, _, truth, results = exported
+    decisions = read_parquet(landing, RunArea(dt, results[dt].run_id).decisions_key).to_pylist()
+    decided = Counter((r["id"], r["reason"]) for r in decisions)
+    expected = Counter((r["usage_id"], r["reason"]) for r in truth[dt])
     assert decided == expected
 
 
@@ -103,8 +104,8 @@ def test_every_exclusion_reason_is_exercised(exported) -> None:
 
 @pytest.mark.parametrize("dt", DAYS)
 def test_counts_reconcile_exactly(exported, dt: str) -> None:
-    landing, _, truth, _ = exported
-    accounts = json.loads(landing.get(accounts_key(dt)))
+    landing, _, truth, results = exported
+    accounts = json.loads(landing.get(RunArea(dt, results[dt].run_id).accounts_key))
     summary = json.loads(landing.get("_synth/summary.json"))
     assert accounts["quarantined"] == summary["malformed"]["usage"][dt]
     assert accounts["usage_lines"] == len(truth[dt]) + accounts["quarantined"]
@@ -140,8 +141,8 @@ def test_the_scenario_plants_secrets_and_lookalikes_in_exported_bodies(exported)
 
 @pytest.mark.parametrize("dt", DAYS)
 def test_drops_carry_no_identity_of_the_landing_zone(exported, dt: str) -> None:
-    landing, drops, truth, _ = exported
-    usage = {r["id"]: r for r in read_parquet(landing, decisions_key(dt)).to_pylist()}
+    landing, drops, truth, results = exported
+    usage = {r["id"]: r for r in read_parquet(landing, RunArea(dt, results[dt].run_id).decisions_key).to_pylist()}
     rows = drop_rows(drops, dt)
     text = str(rows)
     exported_ids = [r["usage_id"] for r in truth[dt] if r["fate"] == "exported"]

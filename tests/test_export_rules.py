@@ -8,6 +8,8 @@ import polars as pl
 import pytest
 
 from pipelines.export import day
+from pipelines.export.ingest import load_quarantined_raw
+from pipelines.export.internal_area import RunArea
 from pipelines.export.settings import ExportSettings
 from pipelines.objectstore import open_store
 from schemas.exclusions import Exclusion
@@ -23,6 +25,9 @@ from tests.landing_builder import (
 )
 
 
+RUN = "run-1"
+
+
 @pytest.fixture
 def landing(tmp_path) -> LandingBuilder:
     return LandingBuilder.with_default_experiments()
@@ -35,9 +40,9 @@ def decide(builder: LandingBuilder, tmp_path, beta_eval: bool = True) -> dict[st
     registry = tmp_path / "partners.yaml"
     registry.write_text(partners_yaml(str(tmp_path / "drops"), beta_eval=beta_eval))
     settings = ExportSettings(landing_url=str(tmp_path / "landing"), partners_path=str(registry))
-    day.ingest(settings, DT)
-    day.decide_day(settings, DT)
-    decisions = pl.read_parquet(tmp_path / "landing/_tracedrop/decisions" / f"dt={DT}" / "decisions.parquet")
+    day.ingest(settings, DT, RUN)
+    day.decide_day(settings, DT, RUN)
+    decisions = pl.read_parquet(tmp_path / "landing" / RunArea(DT, RUN).decisions_key)
     return {row["id"]: (row["partner_id"], row["reason"]) for row in decisions.iter_rows(named=True)}
 
 
@@ -150,6 +155,6 @@ def test_every_usage_row_ends_in_exactly_one_place(landing, tmp_path) -> None:
     landing.raw_line(f"usage/dt={DT}/part-0.jsonl", "{broken")
     decided = decide(landing, tmp_path)
     store = open_store(tmp_path / "landing")
-    quarantined = day.quarantined_count(store, "usage", DT)
+    quarantined = len(load_quarantined_raw(store, RunArea(DT, RUN), "usage"))
     assert (len(decided), quarantined) == (10, 1)
     assert sum(1 for partner, reason in decided.values() if (partner is None) == (reason is None)) == 0

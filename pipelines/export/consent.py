@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pipelines.export.ingest import read_day
 from pipelines.export.internal_area import ledger_prefix
 from pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
-from pipelines.export.publications import PublicationRecord, all_records, begin, load_lineage, save_record
+from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, save_record
 from pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
 from pipelines.objectstore import ObjectStore, open_store, read_parquet
 from schemas.drop import SUCCESS_NAME
@@ -134,7 +134,7 @@ def _remove_rows(
     kept_lineage = lineage.filter(~pl.col("request_id").is_in(withdrawn.get_column("request_id").to_list()))
     keep = pa.array(kept_lineage.get_column("request_id").to_list(), type=pa.string())
     target = open_destination(record.url)
-    complete = target.exists(SUCCESS_NAME)
+    finished = target.exists(SUCCESS_NAME)
     parts, removed = [], 0
     for info in target.list():
         if not info.key.endswith(".parquet"):
@@ -145,7 +145,7 @@ def _remove_rows(
         parts.append(Part(info.key, _parquet_bytes(kept), kept.num_rows))
     now = utc_now_text()
     begin(store, record, kept_lineage, run_id, now)  # the partition may hold only the kept rows from here on
-    if complete:
+    if finished:
         manifest = read_manifest(target) or {}
         carried = {k: manifest[k] for k in ("dt", "redactor_version", "rules_hash") if k in manifest}
         published = replace_partition(

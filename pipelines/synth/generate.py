@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from pipelines.export.doubt import named_value
 from pipelines.objectstore import ObjectStore
 from pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
 from pipelines.synth.content import AgentContent, Pools
@@ -24,10 +25,10 @@ from pipelines.synth.malformed import Malformer
 from pipelines.synth.population import build_population
 from pipelines.synth.rows import experiment_request_rows, feedback_row, planted_row, usage_row
 from pipelines.synth.scenario import build_scenario, snapshot_rows
-from pipelines.synth.sessions import SessionBuilder, SessionOutput
+from pipelines.synth.sessions import Delivery, Request, SessionBuilder, SessionOutput
 from pipelines.synth.traffic import PLANTED_PER_REQUESTS, Traffic, background_share
-from pipelines.synth.truth import Consent, judge_session
-from pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, DayFiles
+from pipelines.synth.truth import Consent, Doubt, judge_session
+from pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, Corrupt, DayFiles
 from schemas.landing import (
     EXPERIMENT_REQUESTS,
     FEEDBACK,
@@ -97,6 +98,16 @@ def prepare_location(store: ObjectStore) -> None:
     store.delete(keys)
 
 
+def _without_id(row: dict[str, Any], dt: str) -> bytes:
+    """A usage line that lost its id: quarantined, it still names its session."""
+    return orjson.dumps({k: v for k, v in row.items() if k != "id"})
+
+
+def _with_a_wrong_type(row: dict[str, Any], dt: str) -> bytes:
+    """An experiment_requests line with a wrong type: quarantined, it still names its usage id."""
+    return orjson.dumps({**row, "variant_version_id": 12345})
+
+
 class _Run:
     """The state of one generation: writers, counters and the fixed parts of the scenario."""
 
@@ -124,6 +135,7 @@ class _Run:
         self.excluded: Counter[tuple[str, str]] = Counter()  # (reason, dt)
         self.planted: Counter[str] = Counter()
         self.requests = 0
+        self.doubt = Doubt()
 
     def write_snapshots(self) -> None:
         for name, rows in snapshot_rows(self.scenario).items():
@@ -133,17 +145,56 @@ class _Run:
     def _put_jsonl(self, key: str, rows: list[dict[str, Any]]) -> None:
         self.store.put(key, b"".join(orjson.dumps(row) + b"\n" for row in rows))
 
-    def _row(self, record_type: RecordType, dt: str, row: dict[str, Any]) -> None:
-        self.files.write(
-            record_type.name, partition_dir(record_type, dt), dt, row, self.malformers[record_type.name].maybe
+    def _row(
+        self, record_type: RecordType, dt: str, row: dict[str, Any], corrupt: Corrupt | None = None
+    ) -> bytes | None:
+        """Write a row, maybe with a broken copy (the malformer's, or ``corrupt``'s); return the broken line."""
+        return self.files.write(
+            record_type.name,
+            partition_dir(record_type, dt),
+            dt,
+            row,
+            corrupt or self.malformers[record_type.name].maybe,
         )
+
+    def _note_broken_usage(self, broken: bytes | None, dt: str) -> None:
+        """What a quarantined usage line still names casts doubt, exactly as the export reads it."""
+        if broken is None:
+            return
+        usage_id, session_id = named_value(broken, "id"), named_value(broken, "session_id")
+        if usage_id:
+            self.doubt.conflicting.add(usage_id)
+        if session_id:
+            self.doubt.session_days.setdefault(session_id, set()).add(dt)
+
+    def _write_usage(self, request: Request, dt: str, row: dict[str, Any]) -> None:
+        corrupt = None
+        if request.delivery is Delivery.BROKEN_SESSION_LINE:
+            corrupt = _without_id
+        self._note_broken_usage(self._row(USAGE, dt, row, corrupt), dt)
+        if request.delivery is Delivery.TWICE:
+            self.files.write(USAGE.name, partition_dir(USAGE, dt), dt, row)
+        elif request.delivery is Delivery.CONFLICTING:
+            self.files.write(
+                USAGE.name, partition_dir(USAGE, dt), dt, {**row, "output_tokens": row["output_tokens"] + 1}
+            )
+            self.doubt.conflicting.add(request.usage_id)
+
+    def _write_experiment_requests(self, request: Request) -> None:
+        corrupt = None
+        if request.delivery is Delivery.BROKEN_REQUEST_LINE:
+            corrupt = _with_a_wrong_type
+        for row in experiment_request_rows(request):
+            dt = row["created_at"][:10]
+            broken = self._row(EXPERIMENT_REQUESTS, dt, row, corrupt)
+            usage_id = named_value(broken, "usage_id") if broken else None
+            if usage_id:
+                self.doubt.request_lines.add((usage_id, dt))
 
     def emit(self, output: SessionOutput) -> tuple[int, int]:
         """Write a session's requests, blobs, truth and feedback; return (requests, experiment requests)."""
         experiment_requests = 0
-        for request, truth in zip(
-            output.requests, judge_session(output.requests, self.scenario, self.consent), strict=True
-        ):
+        for request in output.requests:
             dt = day_of(request.created_us)
             response_sha = None
             if request.response is not None:
@@ -152,18 +203,21 @@ class _Run:
             if request.body is not None:
                 assert request.body_sha is not None
                 self.blobs.put(PROMPTS_PREFIX, request.body_sha, request.body)
-            self._row(USAGE, dt, usage_row(request, response_sha))
-            for row in experiment_request_rows(request):
-                self._row(EXPERIMENT_REQUESTS, row["created_at"][:10], row)
-            self.files.write_single(TRUTH, truth_dir(dt), dt, TRUTH, truth)
+            self._write_usage(request, dt, usage_row(request, response_sha))
+            self._write_experiment_requests(request)
+            experiment_requests += request.experiment is not None
+        judged = judge_session(output.requests, self.scenario, self.consent, self.doubt)
+        for request, copies in zip(output.requests, judged, strict=True):
+            dt = day_of(request.created_us)
+            for truth in copies:
+                self.files.write_single(TRUTH, truth_dir(dt), dt, TRUTH, truth)
+                if truth["reason"] is None:
+                    self.exported[(str(truth["partner_id"]), str(truth["experiment_id"]), dt)] += 1
+                else:
+                    self.excluded[(str(truth["reason"]), dt)] += 1
             for item in request.plants:
                 self.files.write_single(PLANTED, planted_dir(dt), dt, PLANTED, planted_row(request, item))
                 self.planted[item.kind] += 1
-            if truth["reason"] is None:
-                self.exported[(str(truth["partner_id"]), str(truth["experiment_id"]), dt)] += 1
-            else:
-                self.excluded[(str(truth["reason"]), dt)] += 1
-            experiment_requests += request.experiment is not None
         for event in output.feedback:
             row = feedback_row(event)
             self._row(FEEDBACK, row["timestamp"][:10], row)

@@ -38,6 +38,16 @@ class RequestRows(Enum):
     SHIFTED = "shifted"  # the row's created_at differs from the usage row's
 
 
+class Delivery(Enum):
+    """How the extractor delivered a request's usage line, and what broken lines came with it."""
+
+    ONCE = "once"
+    TWICE = "twice"  # the same line delivered again, identical
+    CONFLICTING = "conflicting"  # delivered again with a different value (the export excludes both)
+    BROKEN_REQUEST_LINE = "broken_request_line"  # plus a malformed experiment_requests line naming it
+    BROKEN_SESSION_LINE = "broken_session_line"  # plus a malformed usage line naming only its session
+
+
 class PromptState(Enum):
     """What became of the request body (rule 6)."""
 
@@ -68,6 +78,7 @@ class SessionPlan:
     rows: RequestRows = RequestRows.ONE  # for the session's experiment requests
     prompt: PromptState | None = None  # forced for every experiment request; None: mostly stored
     unknown_version: bool = False  # the logged version id resolves to nothing
+    delivery: Delivery = Delivery.ONCE  # for the session's first request
     opener: bool = False  # the first turn is the stock /init message (identical bodies dedup)
     huge: bool = False  # one request whose body exceeds the 4 MiB cap
     showcase: tuple[PlantFactory, ...] = ()  # one tool step per factory, in order
@@ -104,6 +115,7 @@ class Request:
     streamed: bool
     cancelled: bool
     rating: str | None = None
+    delivery: Delivery = Delivery.ONCE
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,13 @@ class _Step:
     sha: str | None
     truncated: bool
     prompt: PromptState | None
+
+
+def _delivered(out: SessionOutput, plan: SessionPlan) -> SessionOutput:
+    """The plan's delivery applies to the session's first request."""
+    if out.requests:
+        out.requests[0].delivery = plan.delivery
+    return out
 
 
 class SessionBuilder:
@@ -165,7 +184,7 @@ class SessionBuilder:
                     t += rng.randint(200_000, 4 * SECOND)
                     if t >= self.end_us:
                         out.requests.extend(turn_requests)
-                        return out
+                        return _delivered(out, plan)
                     final = k == steps - 1
                     plant = _next_plant(rng, ids, showcase) if not final else None
                     if final:
@@ -188,7 +207,7 @@ class SessionBuilder:
                     request.rating = rating
                 out.requests.extend(turn_requests)
                 out.feedback.extend(events)
-        return out
+        return _delivered(out, plan)
 
     def _request(
         self,

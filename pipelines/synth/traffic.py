@@ -22,7 +22,7 @@ from pipelines.synth.scenario import (
     Experiment,
     Scenario,
 )
-from pipelines.synth.sessions import PromptState, RequestRows, Segment, SessionPlan
+from pipelines.synth.sessions import Delivery, PromptState, RequestRows, Segment, SessionPlan
 
 EXPERIMENT_SHARE = 0.15  # of all requests; production traffic is the rest
 EXPERIMENT_MIX = {ACME_CODER: 50, BETA_LARGE: 24, BETA_MINI: 8, GAMMA_CODER: 8, ACME_FAST: 7, ACME_NEXT: 3}
@@ -84,6 +84,10 @@ class Traffic:
             at(15.0, self._preview(acme, 1), self._preview(beta, 1), steps_per_turn=2),
             at(16.0, self._preview(acme, 1, "Preview/Acme-Coder"), steps_per_turn=2),  # rule 3 is case-blind
             at(16.5, self._preview(acme, 1), has_session_id=False, steps_per_turn=2),
+            at(13.8, one, delivery=Delivery.TWICE),  # doubt excludes: an identical extra copy
+            at(13.85, one, delivery=Delivery.CONFLICTING),  # two differing copies of one usage id
+            at(13.9, one, delivery=Delivery.BROKEN_REQUEST_LINE),  # a quarantined line names its usage id
+            at(13.95, self._preview(acme, 2), delivery=Delivery.BROKEN_SESSION_LINE),  # ... or its session
             at(8.0, one, opener=True, mode="code"),  # identical /init bodies: content addressing dedups
             at(8.5, one, opener=True, mode="code"),
         ]

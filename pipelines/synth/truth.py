@@ -7,11 +7,12 @@ experiment served them, which rows and blobs were logged) and the scenario, rule
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from pipelines.synth.clock import DAY, rfc3339, to_datetime
 from pipelines.synth.scenario import Scenario
-from pipelines.synth.sessions import PromptState, Request, RequestRows
+from pipelines.synth.sessions import Delivery, PromptState, Request, RequestRows
 from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
 
 
@@ -37,12 +38,39 @@ def _served_experiment(request: Request, scenario: Scenario) -> str | None:
     return resolved[1].id if resolved else None
 
 
+@dataclass
+class Doubt:
+    """What repeated and broken lines say about requests, as the export reads them (CONTRACT.md §3, doubt)."""
+
+    conflicting: set[str] = field(default_factory=set)  # usage ids with differing copies (or a broken one naming them)
+    request_lines: set[tuple[str, str]] = field(default_factory=set)  # (usage id, dt) a broken request line names
+    session_days: dict[str, set[str]] = field(default_factory=dict)  # session id -> days of broken lines naming it
+
+    def session_in_doubt(self, session_id: str | None, dt: str, lookback_days: int) -> bool:
+        day = date.fromisoformat(dt)
+        return session_id is not None and any(
+            timedelta(0) <= day - date.fromisoformat(q) <= timedelta(days=lookback_days)
+            for q in self.session_days.get(session_id, ())
+        )
+
+
 def first_failing_rule(
-    request: Request, history: list[tuple[int, str | None]], scenario: Scenario, consent: Consent, lookback_days: int
+    request: Request,
+    history: list[tuple[int, str | None]],
+    scenario: Scenario,
+    consent: Consent,
+    lookback_days: int,
+    doubt: Doubt | None = None,
 ) -> Exclusion | None:
-    """Rules 1..7 in order; ``history`` holds (created_us, served experiment) of the session's earlier requests."""
+    """Doubt and rules 1..7 in order; ``history`` holds (created_us, served experiment) of earlier requests."""
+    doubt = doubt or Doubt()
+    dt = rfc3339(request.created_us)[:10]
+    if request.usage_id in doubt.conflicting:
+        return Exclusion.CONFLICTING_DUPLICATE
     if request.rows is not RequestRows.ONE:
         return Exclusion.NOT_ONE_EXPERIMENT_REQUEST
+    if (request.usage_id, dt) in doubt.request_lines:
+        return Exclusion.QUARANTINED_REQUEST_LINE
     resolved = scenario.version_index.get(request.version_id or "")
     owner = scenario.owner(resolved[1].id) if resolved else None
     if resolved is None or owner is None or not owner.eval_program:
@@ -61,6 +89,8 @@ def first_failing_rule(
         for at, served in history:
             if window_start <= at < request.created_us and served != experiment.id:
                 return Exclusion.SESSION_CONTAMINATED
+    if doubt.session_in_doubt(request.session_id, dt, lookback_days):
+        return Exclusion.QUARANTINED_SESSION_LINE
     return None
 
 
@@ -68,27 +98,32 @@ def judge_session(
     requests: Iterable[Request],
     scenario: Scenario,
     consent: Consent,
+    doubt: Doubt | None = None,
     lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS,
-) -> list[dict[str, object]]:
-    """Truth rows for one session's requests (given in created_at order)."""
+) -> list[list[dict[str, object]]]:
+    """Truth rows per request of one session (given in created_at order): one per delivered usage line."""
     rows = []
     history: list[tuple[int, str | None]] = []
     for request in requests:
-        reason = first_failing_rule(request, history, scenario, consent, lookback_days)
+        reason = first_failing_rule(request, history, scenario, consent, lookback_days, doubt)
         experiment = request.experiment if request.variant is not None else None  # None: unresolvable version
         owner = scenario.owner(experiment.id) if experiment is not None else None
-        rows.append(
-            {
-                "usage_id": request.usage_id,
-                "created_at": rfc3339(request.created_us),
-                "fate": (Fate.EXCLUDED if reason else Fate.EXPORTED).value,
-                "reason": reason.value if reason else None,
-                "partner_id": owner.id if owner else None,
-                "experiment_id": experiment.id if experiment is not None else None,
-                "variant_id": request.variant.id if request.variant else None,
-                "variant_version_id": request.version_id,
-                "feedback_rating": request.rating,
-            }
-        )
+        row: dict[str, object] = {
+            "usage_id": request.usage_id,
+            "created_at": rfc3339(request.created_us),
+            "fate": (Fate.EXCLUDED if reason else Fate.EXPORTED).value,
+            "reason": reason.value if reason else None,
+            "partner_id": owner.id if owner else None,
+            "experiment_id": experiment.id if experiment is not None else None,
+            "variant_id": request.variant.id if request.variant else None,
+            "variant_version_id": request.version_id,
+            "feedback_rating": request.rating,
+        }
+        copies = [row]
+        if request.delivery in (Delivery.TWICE, Delivery.CONFLICTING):
+            again = Exclusion.CONFLICTING_DUPLICATE if reason is Exclusion.CONFLICTING_DUPLICATE else None
+            again = again or Exclusion.DUPLICATE_DELIVERY
+            copies.append({**row, "fate": Fate.EXCLUDED.value, "reason": again.value})
+        rows.append(copies)
         history.append((request.created_us, _served_experiment(request, scenario)))
     return rows

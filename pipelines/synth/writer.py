@@ -89,8 +89,10 @@ class DayFiles:
         self.stats = FileStats()
         self._open: dict[tuple[str, str], RolledJsonl] = {}
 
-    def write(self, table: str, directory: str, dt: str, row: dict[str, Any], corrupt: Corrupt | None = None) -> None:
-        """Write ``row`` (and maybe a broken copy of it) to ``directory`` of day ``dt``."""
+    def write(
+        self, table: str, directory: str, dt: str, row: dict[str, Any], corrupt: Corrupt | None = None
+    ) -> bytes | None:
+        """Write ``row`` (and maybe a broken copy of it, which is returned) to ``directory`` of day ``dt``."""
         writer = self._writer(table, directory, dt, "part", self.gzip, self.roll_bytes)
         writer.write(orjson.dumps(row))
         self.stats.rows[(table, dt)] += 1
@@ -98,6 +100,7 @@ class DayFiles:
         if broken is not None:
             writer.write(broken)
             self.stats.malformed[(table, dt)] += 1
+        return broken
 
     def write_single(self, table: str, directory: str, dt: str, stem: str, row: dict[str, Any]) -> None:
         """Write to the one unrolled, uncompressed object ``<directory>/<stem>.jsonl`` (ground truth)."""
