@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
+from dagster_shared.error import SerializableErrorInfo
 from rich.console import Console
 from rich.table import Table
 
@@ -47,6 +48,13 @@ def _check_results(result: dg.ExecuteInProcessResult) -> list[tuple[str, bool, s
     return rows
 
 
+def _root_message(error: SerializableErrorInfo | None) -> str:
+    """The innermost cause of a step's error (Dagster wraps the exception the step raised)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error else ""
+
+
 def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
     """Steps with their key figures, then every check with its verdict."""
     steps = _materializations(result)
@@ -87,7 +95,7 @@ def export_command(landing: str, partners: str, dt: str, partner: str | None) ->
             if event.is_step_failure and event.step_failure_data is not None:
                 data = event.step_failure_data
                 message = data.user_failure_data.description if data.user_failure_data else None
-                message = message or (data.error.message.strip() if data.error else "")
+                message = message or _root_message(data.error)
                 console.print(f"[red]step {event.step_key} failed:[/] {message}", soft_wrap=True)
                 published = data.user_failure_data.metadata.get("destinations") if data.user_failure_data else None
                 for destination in published.value if published else []:
