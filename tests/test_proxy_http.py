@@ -573,3 +573,14 @@ def test_storage_failure_never_fails_a_request(
     while httpx.get(proxy.server.url + "/healthz").json()["telemetry"]["failed_writes"] == 0:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_an_untrusted_x_forwarded_for_from_a_local_client_does_not_pick_the_bucket(
+    stubs: dict[str, Stub], start_proxy: Callable[..., RunningProxy]
+) -> None:
+    config = config_for(stubs)  # trust_forwarded_for: false
+    proxy = start_proxy(config)
+    own = expected_checkpoint(config, "ip", "127.0.0.1")
+    spoofed = next(ip for n in range(1, 255) if expected_checkpoint(config, "ip", ip := f"198.51.100.{n}") != own)
+    answer = ask(proxy.client("anonymous-token", **{"X-Forwarded-For": spoofed}), "who am i")
+    assert answer == reply_for(own, "who am i")

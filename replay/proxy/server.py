@@ -32,6 +32,9 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str = "warning
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         timeout_keep_alive=30,
+        # uvicorn would otherwise rewrite the socket peer from X-Forwarded-For sent by loopback clients,
+        # letting a local client pick its own bucket; the app reads that header only when the config trusts it.
+        proxy_headers=False,
     )
 
 
