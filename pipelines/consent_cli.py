@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 from rich.console import Console
-from rich.table import Table
 
 from pipelines.consent_apply import apply_from_settings
 from pipelines.export.consent import ConsentFileError, read_ledger
@@ -40,6 +39,7 @@ def consent_apply_command(landing: str, partners: str) -> int:
     console.print(
         f"{figures['partitions_changed']} partition(s) re-published, {figures['rows_removed']} row(s) removed, "
         f"{figures['remaining']} partition(s) still holding withdrawn subjects",
+        soft_wrap=True,
         markup=False,
         highlight=False,
     )
@@ -47,15 +47,25 @@ def consent_apply_command(landing: str, partners: str) -> int:
 
 
 def consent_ledger_command(landing: str, value: str | None) -> int:
-    """Print the ledger (optionally for one subject value)."""
+    """Print the ledger, one removal per line (optionally for one subject value)."""
     ledger = read_ledger(open_store(landing))
     if value is not None and ledger.height:
         ledger = ledger.filter(pl.col("value") == value)
-    table = Table(title="Consent ledger")
-    columns = ("removed_at", "subject", "value", "partner_id", "experiment_id", "dt", "rows_removed", "via")
-    for column in columns:
-        table.add_column(column)
+    console = Console(soft_wrap=True, markup=False, highlight=False)
+    console.print("removed_at\tsubject\tvalue\tpartner\texperiment\tdt\trows_removed\tvia\tpartition")
     for row in ledger.iter_rows(named=True):
-        table.add_row(*(str(row.get(c, "")) for c in columns))
-    Console().print(table)
+        fields = (
+            "removed_at",
+            "subject",
+            "value",
+            "partner_id",
+            "experiment_id",
+            "dt",
+            "rows_removed",
+            "via",
+            "partition",
+        )
+        console.print("\t".join(str(row[f]) for f in fields))
+    if not ledger.height:
+        console.print("(no removals recorded)")
     return 0

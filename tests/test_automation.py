@@ -24,7 +24,7 @@ def test_the_daily_schedule_exports_yesterday_and_reruns_the_days_before(monkeyp
     assert len({r.run_key for r in requests}) == 3
 
 
-def test_sensors_request_a_rerun_for_late_files_and_consent_apply_until_no_withdrawn_row_is_published(tmp_path, monkeypatch) -> None:
+def test_sensors_rerun_late_days_and_apply_consent_until_no_withdrawn_row_is_published(tmp_path, monkeypatch) -> None:
     landing = tmp_path / "landing"
     registry = tmp_path / "partners.yaml"
     registry.write_text(partners_yaml(str(tmp_path / "drops")))

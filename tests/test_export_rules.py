@@ -24,7 +24,6 @@ from tests.landing_builder import (
     partners_yaml,
 )
 
-
 RUN = "run-1"
 
 
