@@ -60,7 +60,7 @@ def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webs
     (location,) = data["workspaceOrError"]["locationEntries"]
     assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
     assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
-    assert set(assets) == {"landing_ingest", "export_decisions", "staged_drops", "partner_drops"}
+    assert set(assets) == {"landing_ingest", "export_decisions", "staged_drops", "partner_drops", "consent_applied"}
     checks = {c["name"] for c in assets["staged_drops"]["assetChecksOrError"]["checks"]}
     assert checks == set(CHECK_NAMES)
     (repository,) = data["repositoriesOrError"]["nodes"]

@@ -45,6 +45,7 @@ def staged(*rows: tuple[str, str, str, str]) -> tuple[pl.DataFrame, pl.DataFrame
             "experiment_id": [r[2] for r in rows],
             "request_id": [f"req-{i}" for i in range(len(rows))],
             "partition_partner": [r[0] for r in rows],
+            "partition_experiment": [r[2] for r in rows],
         }
     )
     lineage = staged_rows.select("partner_id", "experiment_id", "request_id").with_columns(
@@ -86,18 +87,21 @@ def test_another_partners_row_in_a_drop_fails_the_check() -> None:
     _, foreign = run(("acme", "acme", ACME_EXP, "u-beta"))
     assert not foreign.passed
     assert "belongs to experiment e-beta" in foreign.summary
+    assert foreign.blocks(("acme", ACME_EXP)) and not foreign.blocks(("beta", BETA_EXP))
     _, mislabelled = run(("acme", "beta", BETA_EXP, "u-beta"))
     assert not mislabelled.passed
 
 
-def test_forbidden_columns_and_schema_drift_fail() -> None:
+def test_forbidden_columns_and_schema_drift_fail_only_the_partition_of_the_file() -> None:
+    partition_of = {"part-0": ("acme", ACME_EXP), "part-1": ("beta", BETA_EXP)}
     leaky = DROP_SCHEMA.append(pa.field("client_ip", pa.string()))
-    assert not check_forbidden_columns({"part-0": leaky}).passed
-    assert check_forbidden_columns({"part-0": DROP_SCHEMA}).passed
-    assert not check_schema({"part-0": leaky}).passed
+    forbidden = check_forbidden_columns({"part-0": leaky, "part-1": DROP_SCHEMA}, partition_of)
+    assert not forbidden.passed and forbidden.blocks(("acme", ACME_EXP)) and not forbidden.blocks(("beta", BETA_EXP))
+    assert check_forbidden_columns({"part-0": DROP_SCHEMA}, partition_of).passed
+    assert not check_schema({"part-0": leaky}, partition_of).passed
     retyped = DROP_SCHEMA.set(DROP_SCHEMA.get_field_index("latency_ms"), pa.field("latency_ms", pa.string()))
-    assert not check_schema({"part-0": retyped}).passed
-    assert check_schema({"part-0": DROP_SCHEMA}).passed
+    assert not check_schema({"part-0": retyped}, partition_of).passed
+    assert check_schema({"part-0": DROP_SCHEMA}, partition_of).passed
 
 
 def test_counts_must_reconcile() -> None:
@@ -109,5 +113,9 @@ def test_counts_must_reconcile() -> None:
         "staged_partners": ["acme"],
     }
     assert check_counts_reconcile(accounts, {"acme": 3}).passed
-    assert not check_counts_reconcile(accounts, {"acme": 2}).passed
-    assert not check_counts_reconcile({**accounts, "usage_lines": 11}, {"acme": 3}).passed
+    one_partner = check_counts_reconcile(accounts, {"acme": 2})
+    assert (
+        not one_partner.passed and one_partner.blocks(("acme", ACME_EXP)) and not one_partner.blocks(("beta", BETA_EXP))
+    )
+    whole_day = check_counts_reconcile({**accounts, "usage_lines": 11}, {"acme": 3})
+    assert not whole_day.passed and whole_day.blocks_all
