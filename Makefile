@@ -17,15 +17,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# tracedrop's Dagster instance settings (no telemetry, one run per day at a time)
+$(DAGSTER_HOME)/dagster.yaml: pipelines/dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp pipelines/dagster.yaml $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint
-	mkdir -p $(DAGSTER_HOME)
+test: $(STAMP) lint $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/pytest -q
 
-demo: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/tracedrop demo
 
 bench: $(STAMP)
