@@ -29,8 +29,15 @@ def as_metadata(figures: dict[str, Any]) -> dict[str, Any]:
 
 @dg.asset(partitions_def=daily_partitions, group_name=GROUP, kinds={"polars", "s3"})
 def landing_ingest(context: dg.AssetExecutionContext, tracedrop: TracedropResource) -> dg.MaterializeResult:
-    """The day's usage, experiment_requests and feedback, validated; bad lines quarantined internally."""
-    figures = day.ingest(tracedrop.settings(), context.partition_key, context.run.run_id)
+    """The day's usage, experiment_requests and feedback, validated; bad lines quarantined internally.
+
+    First checks everything the export needs (registry, salts, opt-out file, landing zone): a problem
+    fails the run with one line per problem as its message, before anything is written.
+    """
+    try:
+        figures = day.ingest(tracedrop.settings(), context.partition_key, context.run.run_id)
+    except day.PreflightFailed as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
     return dg.MaterializeResult(metadata=as_metadata(figures))
 
 

@@ -9,7 +9,8 @@ from dagster_shared.error import SerializableErrorInfo
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.export.day import validate_date
+from pipelines.export.preflight import export_problems
+from pipelines.export.settings import ExportSettings
 from pipelines.instance import dagster_instance
 from pipelines.resources import TracedropResource
 
@@ -83,9 +84,15 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
 
 
 def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
-    """Exit 0 when every step ran and every check passed, 1 otherwise."""
+    """Exit 0 when every step ran and every check passed, 1 otherwise, 2 (nothing run) on bad input."""
     console = Console()
-    dt = validate_date(dt)
+    settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
+    problems = export_problems(settings, dt)
+    if problems:
+        errors = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+        for problem in problems:
+            errors.print(f"tracedrop export: {problem}")
+        return 2
     with console.status(f"exporting {dt} from {landing} ..."):
         result = run_export_job(landing, partners, dt, partner)
     render_summary(result, console)

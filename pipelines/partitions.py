@@ -7,6 +7,6 @@ sensor re-exports a day whose files change after it was published.
 
 import dagster as dg
 
-FIRST_DAY = "2026-10-01"
+from pipelines.export.settings import FIRST_DAY
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC", end_offset=1)

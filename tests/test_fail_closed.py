@@ -228,9 +228,12 @@ def test_an_export_rerun_after_a_withdrawal_republishes_without_the_subject_and_
 def test_a_malformed_consent_line_fails_the_export_before_anything_is_published(world: World) -> None:
     world.store.put("consent/opt_outs.jsonl", b'{"subject": "user", "value": "user-1", "recorded_at": \n')
     result = world.export()
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "consent/opt_outs.jsonl:1: invalid_json" in result.output
     assert not Path(world.drops).exists()
+    with pytest.raises(day.PreflightFailed, match=r"opt_outs\.jsonl:1"):  # the Dagster job stops there too
+        day.ingest(settings_for(world), DT, "run-x")
+    assert not any(world.store.list("_tracedrop/runs"))
     apply = world.consent_apply()
     assert apply.exit_code == 2 and "consent/opt_outs.jsonl:1" in apply.output
 

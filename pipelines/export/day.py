@@ -45,6 +45,7 @@ from pipelines.export.ingest import (
 from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_key
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
+from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
 from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
@@ -82,14 +83,6 @@ def _write_json(store: ObjectStore, key: str, value: dict) -> None:
     store.put(key, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
 
 
-def validate_date(dt: str) -> str:
-    """``dt`` as YYYY-MM-DD, or a ValueError that says so."""
-    try:
-        return datetime.strptime(dt, "%Y-%m-%d").date().isoformat()
-    except ValueError:
-        raise ValueError(f"date must be YYYY-MM-DD, got {dt!r}") from None
-
-
 def selected_partners(settings: ExportSettings, registry: PartnerRegistry) -> list[Partner]:
     """The eval-program partners this run exports to (one, with ``only_partner``)."""
     if settings.only_partner:
@@ -105,13 +98,8 @@ def eval_owners(registry: PartnerRegistry) -> dict[str, str]:
     return {e: p.id for p in registry.partners if p.eval_program for e in p.experiment_ids}
 
 
-def preflight(settings: ExportSettings) -> list[Partner]:
-    """What must hold before anything is written: a valid registry, distinct salts, a readable opt-out file."""
-    registry = load_partner_registry(settings.partners_path)
-    partners = selected_partners(settings, registry)
-    registry.check_distinct_salts()
-    load_opt_outs(open_store(settings.landing_url))
-    return partners
+class PreflightFailed(ValueError):
+    """The export cannot start; the message has one line per problem."""
 
 
 # --- ingest -----------------------------------------------------------------------------------
@@ -120,7 +108,9 @@ def preflight(settings: ExportSettings) -> list[Partner]:
 def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     """Validate the day's usage, experiment_requests and feedback; keep quarantine; index sessions."""
     started = time.monotonic()
-    preflight(settings)
+    problems = export_problems(settings, dt)
+    if problems:
+        raise PreflightFailed("\n".join(problems))
     store = open_store(settings.landing_url)
     area = RunArea(dt, run_id)
     _write_json(store, area.marker_key, {"run_id": run_id, "started_at": datetime.now(UTC).isoformat()})

@@ -13,6 +13,7 @@ from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, EXCLUSIONS_IN_ORDE
 
 DEFAULT_PARTNERS_PATH = "pipelines/synth/partners.yaml"
 DEFAULT_LANDING_URL = "var/landing"
+FIRST_DAY = "2026-10-01"  # the first day partition of the export
 
 
 @dataclass(frozen=True)
