@@ -69,7 +69,8 @@ OWN_IDENTIFIERS = (
     OwnIdentifier("session-id", pl.col("session_id"), pl.col("pseudo_session_id")),
     OwnIdentifier("client-request-id", pl.col("client_request_id"), pl.col("turn_id")),
 )
-RAW_COLUMNS = ("kilo_user_id", "machine_id", "client_ip", "organization_id", "session_id", "client_request_id")
+USAGE_COLUMNS = ("kilo_user_id", "machine_id", "client_ip", "organization_id", "session_id")  # the raw values' homes
+REQUEST_COLUMNS = ("client_request_id",)
 
 
 @lru_cache(maxsize=65_536)
@@ -148,6 +149,16 @@ def contains_verbatim(text: str, needle: str) -> bool:
             return True
         at = text.find(needle, at + 1)
     return False
+
+
+def held_identifiers(text: str, values: tuple[str | None, ...]) -> list[str]:
+    """The types of the values (one per :data:`OWN_IDENTIFIERS` entry) that ``text`` still holds verbatim."""
+    kinds = {
+        OWN_IDENTIFIERS[n].kind
+        for n, value in enumerate(values)
+        if value is not None and any(contains_verbatim(text, s) for s in spellings(value))
+    }
+    return sorted(kinds)
 
 
 def identifier_values(rows: pl.DataFrame) -> pl.DataFrame:
