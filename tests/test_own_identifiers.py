@@ -15,11 +15,13 @@ import pytest
 
 from pipelines.export import day
 from pipelines.export.checks import check_own_identifiers
+from pipelines.export.ingest import load_ingested
+from pipelines.export.internal_area import staging_sidecar_key
 from pipelines.export.own_identifiers import MIN_IDENTIFIER_CHARS, replace_verbatim, spellings
 from pipelines.export.pseudonyms import pseudonym
 from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import LocalStore, open_store
-from schemas.landing import PROMPTS_PREFIX
+from pipelines.objectstore import LocalStore, open_store, read_parquet
+from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, USAGE
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, DT, NOON, LandingBuilder, partners_yaml
 
 SALT = "acme-own-ids-salt"
@@ -35,14 +37,23 @@ def salts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def export(builder: LandingBuilder, tmp_path) -> dict[str, dict]:
-    """Export DT with every check; return the published acme rows by their subject's raw body marker."""
-    landing = tmp_path / "landing"
-    builder.write(open_store(landing))
+    """Export DT (every check passes, the own_identifiers check too); return the acme rows by turn_id."""
+    landing = open_store(tmp_path / "landing")
+    builder.write(landing)
     registry = tmp_path / "partners.yaml"
     registry.write_text(partners_yaml(str(tmp_path / "drops")))
-    steps, outcomes = day.run_all(ExportSettings(landing_url=str(landing), partners_path=str(registry)), DT)
+    steps, outcomes = day.run_all(ExportSettings(landing_url=landing.url, partners_path=str(registry)), DT)
     assert all(o.passed for o in outcomes), [o.summary for o in outcomes if not o.passed]
     assert "publish" in steps
+    _, partitions = day.load_staged(landing, DT)
+    own = check_own_identifiers(
+        landing,
+        [f.key for p in partitions for f in p.files],
+        pl.from_arrow(read_parquet(landing, staging_sidecar_key(DT))),
+        load_ingested(landing, USAGE.name, DT),
+        load_ingested(landing, EXPERIMENT_REQUESTS.name, DT),
+    )
+    assert own.passed, own.summary
     frame = pl.read_parquet(tmp_path / "drops" / f"partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}" / "*.parquet")
     return {row["turn_id"]: row for row in frame.to_dicts()}
 
