@@ -187,6 +187,8 @@ def candidate_rows(texts: pl.Series, values: pl.DataFrame) -> pl.Series:
 
 @dataclass
 class Replaced:
+    """Texts with the rows' own identifiers replaced, and per-row counts by type."""
+
     texts: pl.Series
     counts: list[Counts]
 
@@ -202,10 +204,11 @@ def replace_own_identifiers(texts: pl.Series, rows: pl.DataFrame) -> Replaced:
     counts: list[Counts] = [[] for _ in range(len(texts))]
     if not hits:
         return Replaced(texts, counts)
-    picked = rows[hits]
-    replacements = picked.select(i.replacement.alias(f"r{n}") for n, i in enumerate(OWN_IDENTIFIERS)).rows()
-    out = texts.to_list()
-    for position, values_row, targets in zip(hits, values[hits].rows(), replacements, strict=True):
+    replacements = rows[hits].select(i.replacement.alias(f"r{n}") for n, i in enumerate(OWN_IDENTIFIERS)).rows()
+    rewritten: list[str] = []
+    for position, text, values_row, targets in zip(
+        hits, texts.gather(hits).to_list(), values[hits].rows(), replacements, strict=True
+    ):
         needles = sorted(
             (
                 (needle, target, OWN_IDENTIFIERS[n].kind)
@@ -215,10 +218,10 @@ def replace_own_identifiers(texts: pl.Series, rows: pl.DataFrame) -> Replaced:
             ),
             key=lambda item: -len(item[0]),
         )
-        text, total = out[position], Counter[str]()
+        total: Counter[str] = Counter()
         for needle, target, kind in needles:
             text, count = replace_verbatim(text, needle, target)
             total[kind] += count
-        out[position] = text
+        rewritten.append(text)
         counts[position] = [{"type": k, "count": v} for k, v in sorted(total.items()) if v]
-    return Replaced(pl.Series(texts.name, out, dtype=pl.String), counts)
+    return Replaced(texts.clone().scatter(hits, rewritten), counts)
