@@ -182,6 +182,20 @@ def test_a_match_never_starts_inside_a_json_escape() -> None:
     assert replace_verbatim('"\\u00e9abc12 e9abc12"', "e9abc12", "X") == ('"\\u00e9abc12 X"', 1)
 
 
+def test_every_step_of_a_session_carries_the_session_pseudonym_of_its_drop_row(tmp_path) -> None:
+    builder = LandingBuilder.with_default_experiments()
+    for step in range(2):
+        at = NOON + timedelta(seconds=step)
+        text = json.dumps({"messages": [{"role": "user", "content": f"continue {SESSION} step {step}"}]})
+        builder.request(
+            at, version=ACME_V1, session=SESSION, turn=f"{TURN}-{step}", prompt_hash=builder.blob(PROMPTS_PREFIX, text)
+        )
+    rows = export(builder, tmp_path)
+    contents = [json.loads(r["request_body"])["messages"][0]["content"] for r in rows.values()]
+    (session,) = {r["session_id"] for r in rows.values()}
+    assert sorted(contents) == [f"continue {session} step 0", f"continue {session} step 1"]
+
+
 # --- the check ----------------------------------------------------------------------------------
 
 
@@ -255,17 +269,3 @@ def test_the_check_passes_bodies_without_their_own_ids(tmp_path) -> None:
     store, keys = staged_store(tmp_path, [("ask user-bbbbbbbb", "machine-00000001"), ("ask user-aaaaaaaa", None)])
     outcome = check_own_identifiers(store, keys, *lineage_and_sources(["user-aaaaaaaa", "user-bbbbbbbb"]))
     assert outcome.passed, outcome.summary
-
-
-def test_same_turn_rows_keep_one_pseudonym_per_session(tmp_path) -> None:
-    builder = LandingBuilder.with_default_experiments()
-    for step in range(2):
-        at = NOON + timedelta(seconds=step)
-        text = json.dumps({"messages": [{"role": "user", "content": f"continue {SESSION} step {step}"}]})
-        builder.request(
-            at, version=ACME_V1, session=SESSION, turn=f"{TURN}-{step}", prompt_hash=builder.blob(PROMPTS_PREFIX, text)
-        )
-    rows = export(builder, tmp_path)
-    contents = [json.loads(r["request_body"])["messages"][0]["content"] for r in rows.values()]
-    (session,) = {r["session_id"] for r in rows.values()}
-    assert sorted(contents) == [f"continue {session} step 0", f"continue {session} step 1"]
