@@ -15,6 +15,7 @@ CHECK_NAMES = (
     "drop_schema",
     "counts_reconcile",
     "leak_scan",
+    "own_identifiers",
 )
 
 

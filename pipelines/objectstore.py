@@ -3,7 +3,10 @@
 Keys are ``/``-separated paths relative to the store's root.  Both back ends behave the same:
 ``list`` is recursive and sorted, ``get`` of a missing key raises :class:`ObjectNotFound`, ``put``
 is atomic (readers see the old object or the new one, never half), and ``put_if_absent`` never
-overwrites.  S3 settings come from the standard AWS environment (``AWS_ACCESS_KEY_ID``,
+overwrites.  Local objects are written world-readable (0644, directories 0755) whatever the umask; a
+write interrupted midway leaves no temporary file, and deleting the last object of a directory removes
+the directories it leaves empty, up to the store's root.  Every error is one line naming
+``<url>/<key>`` once.  S3 settings come from the standard AWS environment (``AWS_ACCESS_KEY_ID``,
 ``AWS_DEFAULT_REGION``...) plus ``TRACEDROP_S3_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL``) for an
 S3-compatible server.
 """
@@ -15,6 +18,7 @@ import hashlib
 import io
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ENDPOINT_ENV = "TRACEDROP_S3_ENDPOINT_URL"
+TEMP_PREFIX = ".tmp-"
+FILE_MODE, DIR_MODE = 0o644, 0o755
+STALE_TEMP_SECONDS = 3600  # a temporary file this old belongs to a write that was killed, not a running one
 
 
 class ObjectStoreError(RuntimeError):
@@ -103,7 +110,7 @@ class LocalStore:
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in filenames:
-                if name.startswith(".tmp-"):
+                if name.startswith(TEMP_PREFIX):
                     continue
                 full = Path(dirpath) / name
                 found.append(ObjectInfo(full.relative_to(self.root).as_posix(), full.stat().st_size))
@@ -124,19 +131,48 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def _make_dirs(self, directory: Path) -> None:
+        """Create ``directory`` and its missing parents, each 0755 whatever the umask."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            os.chmod(path, DIR_MODE)
+
     def _write_temp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        """``data`` in a new 0644 temporary file next to ``path``; nothing is left if the write fails."""
+        for attempt in range(3):  # a concurrent delete may prune the directory between mkdir and mkstemp
+            self._make_dirs(path.parent)
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), FILE_MODE)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return Path(tmp)
 
     def put(self, key: str, data: bytes) -> PutResult:
         path = self._path(key)
         tmp = self._write_temp(path, data)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return PutResult(_clean_key(key), len(data), sha256_hex(data))
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -153,8 +189,33 @@ class LocalStore:
         return True
 
     def delete(self, keys: Iterable[str]) -> None:
+        """Remove the objects, then every directory they leave empty (stale temporary files aside)."""
+        emptied: set[Path] = set()
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            emptied.add(path.parent)
+        for directory in sorted(emptied, key=lambda d: len(d.parts), reverse=True):
+            self._prune(directory)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove ``directory`` and its parents below the root while they hold nothing but stale temp files."""
+        while directory != self.root and self.root in directory.parents:
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                directory = directory.parent
+                continue
+            stale = [e for e in entries if e.name.startswith(TEMP_PREFIX) and _is_stale(e)]
+            if len(stale) != len(entries):
+                return
+            for entry in stale:
+                Path(entry.path).unlink(missing_ok=True)
+            try:
+                directory.rmdir()
+            except OSError:  # a writer got there first
+                return
+            directory = directory.parent
 
     def child(self, prefix: str) -> LocalStore:
         return LocalStore(self.root / _clean_key(prefix))
@@ -172,8 +233,12 @@ class S3Store:
     def _key(self, key: str) -> str:
         return _join(self.prefix, _clean_key(key))
 
+    def _where(self, key: str) -> str:
+        return f"{self.url}/{key}" if key else self.url
+
     def _fail(self, operation: str, key: str, exc: Exception) -> ObjectStoreError:
-        return ObjectStoreError(f"S3 {operation} {self.url}/{key} failed: {exc}")
+        """``<url>/<key>: <operation> failed: <reason>``, one line, the key named once."""
+        return ObjectStoreError(f"{self._where(key)}: {operation} failed: {_reason(exc)}")
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         prefix = prefix.strip("/")
@@ -219,29 +284,36 @@ class S3Store:
             raise self._fail("head", key, exc) from exc
         return True
 
-    def put(self, key: str, data: bytes, **extra: Any) -> PutResult:
+    def _put(self, key: str, full_key: str, data: bytes, **extra: Any) -> PutResult:
+        """Upload with a SHA-256 checksum; the client's exceptions propagate as they are."""
         digest = hashlib.sha256(data).digest()
-        full_key = self._key(key)
-        try:
-            response = self.client.put_object(
-                Bucket=self.bucket,
-                Key=full_key,
-                Body=data,
-                ChecksumSHA256=base64.b64encode(digest).decode(),
-                **extra,
-            )
-        except Exception as exc:
-            if extra and _status(exc) == 412:
-                raise
-            raise self._fail("put", key, exc) from exc
+        response = self.client.put_object(
+            Bucket=self.bucket,
+            Key=full_key,
+            Body=data,
+            ChecksumSHA256=base64.b64encode(digest).decode(),
+            **extra,
+        )
         returned = response.get("ChecksumSHA256")
         if returned and base64.b64decode(returned) != digest:
-            raise ObjectStoreError(f"S3 put {self.url}/{key}: checksum mismatch after upload")
+            raise ObjectStoreError(f"{self._where(key)}: put failed: checksum mismatch after upload")
         return PutResult(_clean_key(key), len(data), digest.hex())
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
+    def put(self, key: str, data: bytes) -> PutResult:
+        full_key = self._key(key)
         try:
-            self.put(key, data, IfNoneMatch="*")
+            return self._put(key, full_key, data)
+        except ObjectStoreError:
+            raise
+        except Exception as exc:
+            raise self._fail("put", key, exc) from exc
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        full_key = self._key(key)
+        try:
+            self._put(key, full_key, data, IfNoneMatch="*")
+        except ObjectStoreError:
+            raise
         except Exception as exc:
             if _status(exc) in (409, 412):
                 return False
@@ -262,17 +334,35 @@ class S3Store:
         try:
             response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         except Exception as exc:
-            raise self._fail("delete", batch[0]["Key"], exc) from exc
+            raise self._fail("delete", self._relative(batch[0]["Key"]), exc) from exc
         errors = response.get("Errors") or []
         if errors:
             first = errors[0]
+            more = f" (and {len(errors) - 1} more keys)" if len(errors) > 1 else ""
             raise ObjectStoreError(
-                f"S3 delete in {self.url} failed for {len(errors)} keys, first {first.get('Key')}: "
-                f"{first.get('Message')}"
+                f"{self._where(self._relative(first.get('Key', '')))}: delete failed{more}: "
+                + " ".join(f"{first.get('Code', '')}: {first.get('Message') or 'no message'}".split())
             )
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix and full_key.startswith(f"{self.prefix}/") else full_key
 
     def child(self, prefix: str) -> S3Store:
         return S3Store(self.bucket, _join(self.prefix, _clean_key(prefix)), client=self.client)
+
+
+def _is_stale(entry: os.DirEntry[str]) -> bool:
+    try:
+        return time.time() - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+    except FileNotFoundError:
+        return True
+
+
+def _reason(exc: Exception) -> str:
+    """What failed, on one line: the S3 error code and message, or the exception's own text."""
+    error = (getattr(exc, "response", None) or {}).get("Error") or {}
+    text = f"{error['Code']}: {error.get('Message') or 'no message'}" if error.get("Code") else str(exc)
+    return " ".join((text or type(exc).__name__).split())
 
 
 def _status(exc: Exception) -> int | None:

@@ -191,6 +191,17 @@ def is_secret_field_name(name: str) -> bool:
     return any(word in lowered for word in ("key", "secret", "token"))
 
 
+def cap_utf8(data: bytes, cap: int = BLOB_CAP_BYTES) -> tuple[bytes, bool]:
+    """``data`` cut to at most ``cap`` bytes at a UTF-8 code-point boundary (as the gateway stores a
+    body), and whether it was cut."""
+    if len(data) <= cap:
+        return data, False
+    cut = cap
+    while cut > 0 and data[cut] & 0xC0 == 0x80:  # data[cut] continues a code point: start it over
+        cut -= 1
+    return data[:cut], True
+
+
 def partition_dir(record_type: RecordType, dt: str) -> str:
     """The landing-zone directory of one day of a partitioned record type."""
     if not record_type.partitioned:

@@ -111,6 +111,7 @@ class LandingBuilder:
         user: str = "user-1",
         machine: str | None = None,
         ip: str = "203.0.113.9",
+        org: str | None = "org-9",
         session: str | None = None,
         turn: str | None = None,
         prompt: str | None = None,
@@ -148,7 +149,7 @@ class LandingBuilder:
             "session_id": session,
             "machine_id": machine,
             "client_ip": ip,
-            "organization_id": "org-9",
+            "organization_id": org,
             "response_body_sha256": response_hash,
         }
         self.lines[f"usage/dt={dt}/part-0.jsonl"].append(json.dumps(usage))

@@ -1,4 +1,8 @@
-"""Content-addressed prompt and response blobs: existence checks and verified, parallel fetches."""
+"""Content-addressed prompt and response blobs: existence checks and verified, parallel fetches.
+
+A blob over the contract's 4 MiB cap is cut at a UTF-8 code-point boundary as the gateway would have
+cut it (after its sha256 is verified against the key), never used whole.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipelines.objectstore import ObjectNotFound, ObjectStore, sha256_hex
+from schemas.landing import cap_utf8
 
 DEFAULT_FETCH_THREADS = 16
 
 
 @dataclass
 class FetchResult:
-    """Blob texts by hash, and the hashes that were missing or did not match their content."""
+    """Blob texts by hash, the hashes whose blob was over the cap (texts cut to it), and the hashes
+    that were missing or did not match their content."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    truncated: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)  # "<key>: why"
 
@@ -41,7 +48,7 @@ class BlobReader:
             return {digest for digest, ok in zip(wanted, present, strict=True) if ok}
 
     def fetch(self, digests: Iterable[str]) -> FetchResult:
-        """Fetch each distinct digest once, verify sha256(content) == digest and decode UTF-8."""
+        """Fetch each distinct digest once, verify sha256(content) == digest, cap and decode UTF-8."""
         result = FetchResult()
         wanted = sorted(set(digests))
         with ThreadPoolExecutor(self.threads) as pool:
@@ -54,6 +61,9 @@ class BlobReader:
                 if sha256_hex(data) != digest:
                     result.corrupt.append(f"{self.store.url}/{self.key(digest)}: content sha256 does not match its key")
                     continue
+                data, cut = cap_utf8(data)
+                if cut:
+                    result.truncated.append(digest)
                 try:
                     result.texts[digest] = data.decode("utf-8")
                 except UnicodeDecodeError as exc:

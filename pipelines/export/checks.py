@@ -14,6 +14,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.export.own_identifiers import (
+    REQUEST_COLUMNS,
+    USAGE_COLUMNS,
+    candidate_rows,
+    held_identifiers,
+    identifier_values,
+)
 from pipelines.objectstore import ObjectStore, sha256_hex
 from schemas.drop import DROP_SCHEMA, forbidden_columns_in
 
@@ -229,3 +236,47 @@ def check_leak_scan(
             if found:
                 blocked.add(partition_of[key])
     return outcome("leak_scan", problems, blocked, bytes_scanned=scanned)
+
+
+def check_own_identifiers(
+    store: ObjectStore,
+    partition_of: dict[str, PartitionKey],
+    lineage: pl.DataFrame,
+    usage: pl.DataFrame,
+    requests: pl.DataFrame,
+) -> CheckOutcome:
+    """No staged body holds its own row's raw user, machine, IP, organisation, session or client
+    request id in any JSON spelling; each row's ids are traced through ``lineage`` (partner_id,
+    experiment_id, request_id, usage_id) to its usage and experiment_requests rows."""
+    identities = (
+        lineage.select("partner_id", "experiment_id", "request_id", "usage_id")
+        .join(
+            usage.unique("id", keep="first").select(pl.col("id").alias("usage_id"), *USAGE_COLUMNS),
+            on="usage_id",
+            how="left",
+        )
+        .join(
+            requests.group_by("usage_id").agg(pl.col(c).first() for c in REQUEST_COLUMNS),
+            on="usage_id",
+            how="left",
+        )
+    )
+    problems: list[str] = []
+    blocked: set[PartitionKey] = set()
+    rows = 0
+    columns = ["partner_id", "experiment_id", "request_id", "request_body", "response_body"]
+    for key, table in iter_staged_tables(store, list(partition_of), columns=columns):
+        staged = pl.from_arrow(table)
+        assert isinstance(staged, pl.DataFrame)
+        traced = staged.join(identities, on=["partner_id", "experiment_id", "request_id"], how="left")
+        values = identifier_values(traced)
+        rows += traced.height
+        for column in ("request_body", "response_body"):
+            texts = traced.get_column(column)
+            for index in candidate_rows(texts, values).arg_true().to_list():
+                held = held_identifiers(texts[index], values.row(index))
+                if held:
+                    request_id = traced.get_column("request_id")[index]
+                    problems.append(f"{key}: request {request_id} {column} holds its own {', '.join(held)}")
+                    blocked.add(partition_of[key])
+    return outcome("own_identifiers", problems, blocked, rows=rows)

@@ -26,6 +26,7 @@ from pipelines.export.checks import (
     check_counts_reconcile,
     check_forbidden_columns,
     check_leak_scan,
+    check_own_identifiers,
     check_rows_trace_to_own_preview_traffic,
     check_schema,
     iter_staged_tables,
@@ -406,11 +407,13 @@ def run_checks(settings: ExportSettings, dt: str, run_id: str) -> list[CheckOutc
     lineage = pl.from_arrow(read_parquet(store, area.lineage_key))
     assert isinstance(lineage, pl.DataFrame)
     snapshot = load_snapshot(store)
+    usage = load_ingested(store, area, USAGE.name)
+    requests = load_ingested(store, area, EXPERIMENT_REQUESTS.name)
     production, foreign = check_rows_trace_to_own_preview_traffic(
         staged_rows,
         lineage.select("partner_id", "experiment_id", "request_id", "usage_id"),
-        load_ingested(store, area, USAGE.name),
-        load_ingested(store, area, EXPERIMENT_REQUESTS.name),
+        usage,
+        requests,
         snapshot.versions,
         eval_owners(registry),
     )
@@ -426,6 +429,7 @@ def run_checks(settings: ExportSettings, dt: str, run_id: str) -> list[CheckOutc
         check_schema(schemas, partition_of),
         check_counts_reconcile(_read_json(store, area.accounts_key), dict(by_partner)),
         check_leak_scan(store, partition_of, strict_scanner(), digests),
+        check_own_identifiers(store, partition_of, lineage, usage, requests),
     ]
     _write_json(store, area.verdicts_key, _verdicts(staged.partitions, outcomes, digests))
     whole_day = [o.name for o in outcomes if o.blocks_all]

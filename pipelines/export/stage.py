@@ -1,5 +1,8 @@
 """Hydrate, redact and pseudonymise exported rows into staged drop Parquet (internal, unpublished).
 
+A body over the 4 MiB cap is cut at a code point and its row flagged ``was_truncated``; a row's own
+identifiers are replaced in its bodies (``own_identifiers``) before the redactor runs over them.
+
 Rows are processed per partner and experiment in drop order (pseudonymous session id, then
 created_at) in batches, so memory is bounded by the batch size and not by the day.  Each batch
 fetches its distinct blobs once, redacts them with the partner's keyed redactor and appends a row
@@ -25,12 +28,13 @@ import pyarrow.parquet as pq
 from pipelines.export.blobs import BlobReader, FetchResult
 from pipelines.export.body_parts import Counts, redact_bodies
 from pipelines.export.internal_area import RunArea
+from pipelines.export.own_identifiers import replace_own_identifiers
 from pipelines.export.pseudonyms import pseudonymise
 from pipelines.objectstore import ObjectStore, write_parquet
 from schemas.bucketing import MACHINE_ID_MAX_CHARS
 from schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, PART_TEMPLATE, TARGET_FILE_BYTES
 from schemas.exclusions import Exclusion
-from schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
+from schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX, RESPONSES_PREFIX
 
 DEFAULT_BATCH_ROWS = 1024  # the first batch; later ones are sized by the bytes their blobs take
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
@@ -317,6 +321,11 @@ def _stage_batch(
         f"{landing_url}/{RESPONSES_PREFIX}/{h}: response blob missing" for h in response_blobs.missing
     )
     report.notices.extend(response_blobs.corrupt)
+    report.notices.extend(
+        f"{landing_url}/{prefix}/{h}: over the {BLOB_CAP_BYTES:,}-byte cap, truncated"
+        for prefix, blobs in ((PROMPTS_PREFIX, prompt_blobs), (RESPONSES_PREFIX, response_blobs))
+        for h in blobs.truncated
+    )
     unavailable = set(prompt_blobs.missing) | {
         h for h in batch.get_column("request_body_sha256") if h not in prompt_blobs.texts
     }
@@ -332,13 +341,24 @@ def _stage_batch(
         response_blobs.texts, default=None, return_dtype=pl.String
     )
     sessions = batch.get_column("pseudo_session_id")
-    redacted_requests = redact_bodies(keys.redactor, request_texts, sessions)
-    redacted_responses = keys.redactor.redact(response_texts, sessions)
-    counts = _map_counts(redacted_requests.counts, redacted_responses.counts.to_list())
+    own_requests = replace_own_identifiers(request_texts, batch)
+    own_responses = replace_own_identifiers(response_texts, batch)
+    redacted_requests = redact_bodies(keys.redactor, own_requests.texts, sessions)
+    redacted_responses = keys.redactor.redact(own_responses.texts, sessions)
+    counts = _map_counts(
+        redacted_requests.counts, redacted_responses.counts.to_list(), own_requests.counts, own_responses.counts
+    )
     for row in counts.to_pylist():
         partition.redactions.update(dict(row))
+    cut = prompt_blobs.truncated + response_blobs.truncated
     hydrated = batch.with_columns(
-        redacted_requests.texts.alias("request_body"), redacted_responses.texts.alias("response_body")
+        redacted_requests.texts.alias("request_body"),
+        redacted_responses.texts.alias("response_body"),
+        (
+            pl.col("was_truncated")
+            | pl.col("request_body_sha256").is_in(cut)
+            | pl.col("response_body_sha256").is_in(cut).fill_null(False)
+        ).alias("was_truncated"),
     )
     table = _drop_table(hydrated, partition.partner_id, keys.redactor.version, counts)
     partition.rows += table.num_rows

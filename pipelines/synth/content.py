@@ -77,16 +77,6 @@ PLANT_TOOLS = {
 }
 
 
-def cap_utf8(data: bytes, cap: int) -> bytes:
-    """``data`` cut to at most ``cap`` bytes at a UTF-8 code-point boundary."""
-    if len(data) <= cap:
-        return data
-    cut = cap
-    while cut > 0 and data[cut] & 0xC0 == 0x80:  # a continuation byte: the cut would split a character
-        cut -= 1
-    return data[:cut]
-
-
 def _name(rng: random.Random, sep: str = "_") -> str:
     return sep.join(rng.sample(WORDS, 2))
 

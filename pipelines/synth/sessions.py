@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from pipelines.synth.clock import MINUTE, SECOND, rfc3339, to_datetime
-from pipelines.synth.content import AgentContent, Conversation, cap_utf8, completion, huge_log
+from pipelines.synth.content import AgentContent, Conversation, completion, huge_log
 from pipelines.synth.ids import Ids
 from pipelines.synth.plants import Plant, PlantedItem, PlantFactory, random_plant
 from pipelines.synth.population import Person
 from pipelines.synth.scenario import Experiment, ProductionModel, Variant
 from schemas.bucketing import allocation_subject, choose_variant
-from schemas.landing import BLOB_CAP_BYTES
+from schemas.landing import BLOB_CAP_BYTES, cap_utf8
 
 PLANT_RATE = 0.03  # per tool step; plants stay in the history, so ~5% of bodies carry a secret
 RANDOM_PROMPT_LOSS = 0.002  # per unique body: storage failed / wiped / blob lost
@@ -296,7 +296,7 @@ def _step(
     if conversation is None or segment.experiment is None:
         return _Step(None, None, False, None)
     raw = conversation.body(segment.requested_model)
-    body = cap_utf8(raw, BLOB_CAP_BYTES)
+    body = cap_utf8(raw)[0]
     prompt = plan.prompt or PromptState.STORED
     if plan.prompt is None and unique and rng.random() < 3 * RANDOM_PROMPT_LOSS:
         prompt = rng.choice((PromptState.FAILED, PromptState.DELETED, PromptState.LOST))

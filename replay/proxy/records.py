@@ -14,12 +14,12 @@ import orjson
 
 from replay.proxy.identity import Caller
 from schemas.landing import (
-    BLOB_CAP_BYTES,
     MODEL_EXPERIMENT,
     MODEL_EXPERIMENT_VARIANT,
     MODEL_EXPERIMENT_VARIANT_VERSION,
     PROMPT_FAILED,
     RecordType,
+    cap_utf8,
 )
 from schemas.proxy_config import ProxyConfig
 
@@ -69,16 +69,6 @@ class Finished:
     prompt_blob: bytes | None = None
     response_blob: bytes | None = None
     attempts: int = 0  # failed tries to store the blobs
-
-
-def cap_utf8(data: bytes, cap: int = BLOB_CAP_BYTES) -> tuple[bytes, bool]:
-    """``data`` cut to at most ``cap`` bytes at a UTF-8 code-point boundary, and whether it was cut."""
-    if len(data) <= cap:
-        return data, False
-    cut = cap
-    while cut > 0 and data[cut] & 0xC0 == 0x80:  # data[cut] continues a code point: start it over
-        cut -= 1
-    return data[:cut], True
 
 
 def canonical_json(value: Any) -> bytes:
