@@ -77,8 +77,10 @@ def call_metrics(rows: pl.DataFrame, results: pl.DataFrame, errors: pl.DataFrame
     text = pl.when(pl.col("error")).then(None).otherwise(pl.col("output_text").fill_null(""))
     calls = calls.with_columns(
         text.alias("output_text"),
-        pl.when(pl.col("error")).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("latency_ms", "ttft_ms", "input_tokens", "output_tokens", "finish_reason")
+        *(
+            pl.when(pl.col("error")).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("latency_ms", "ttft_ms", "input_tokens", "output_tokens", "finish_reason")
+        ),
     ).with_columns(
         pl.col("output_text").str.len_chars().cast(pl.Float64).alias("output_chars"),
         pl.when(pl.col("error")).then(None).otherwise(pl.col("finish_reason") == "length").alias("length_stop"),

@@ -57,10 +57,8 @@ def clustered_mean(values: pl.Series, clusters: pl.Series, null: float = 0.0) ->
         return Estimate(n, groups, mean, None, None, None, None, None, None)
     se = (groups / (groups - 1) * float((sums["s"] ** 2).sum()) / n**2) ** 0.5
     se_naive = (float((residual["e"] ** 2).sum()) / (n * (n - 1))) ** 0.5
-    if se > 0:
-        p_value = 2 * (1 - NormalDist().cdf(abs(mean - null) / se))
-    else:
-        p_value = 1.0 if mean == null else 0.0
+    # With no spread at all the mean either is the null or certainly is not.
+    p_value = 2 * (1 - NormalDist().cdf(abs(mean - null) / se)) if se > 0 else float(mean == null)
     return Estimate(
         n=n,
         clusters=groups,
