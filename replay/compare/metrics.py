@@ -118,8 +118,9 @@ def against_baseline(calls: pl.DataFrame, baseline: str) -> pl.DataFrame:
         exact_match(paired["output_text"], paired["baseline_text"]),
         edit_similarity(paired["output_text"], paired["baseline_text"]),
         *(
-            pl.Series(level, [getattr(a, level) if a else None for a in agreements], dtype=pl.Boolean)
-            .alias(f"tool_{level}")
+            pl.Series(level, [getattr(a, level) if a else None for a in agreements], dtype=pl.Boolean).alias(
+                f"tool_{level}"
+            )
             for level in ("names", "keys", "values")
         ),
     )

@@ -24,6 +24,19 @@ HISTOGRAM_BINS = 20
 WORST_PER_CANDIDATE = 8
 TEXT_LIMIT = 4000
 ALPHA = 0.05
+# Per-arm headline figures (``levels``), the ones ``--fail-on`` and the Dagster metadata use.
+LEVEL_FIGURES = (
+    "error_rate",
+    "length_stop_rate",
+    "json_valid_rate",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "ttft_ms_p50",
+    "output_tokens_mean",
+    "output_chars_mean",
+    *AGREEMENT_METRICS,
+    "missing",
+)
 
 
 class ResultsLike(Protocol):
@@ -50,6 +63,7 @@ def summarize(data: ResultsLike, baseline: str = ORIGINAL_ARM, judge: dict[str, 
     calls = call_metrics(data.rows, data.results, data.errors)
     agreement = against_baseline(calls, baseline)
     rows = per_row(calls, agreement, data.rows)
+    counts = coverage(data, calls, arms)
 
     comparisons = [
         {"candidate": c, "metric": m.name, "label": m.label, "better": m.better, **paired.as_dict()}
@@ -73,8 +87,8 @@ def summarize(data: ResultsLike, baseline: str = ORIGINAL_ARM, judge: dict[str, 
         "candidates": candidates,
         "ci_method": CI_METHOD,
         "alpha": ALPHA,
-        "coverage": coverage(data, calls, arms),
-        "levels": levels(calls, agreement, arms),
+        "coverage": counts,
+        "levels": levels(calls, agreement, arms, counts),
         "comparisons": comparisons,
         "agreement": [
             {"candidate": c, "metric": m, **estimate.as_dict()}
@@ -101,7 +115,11 @@ def coverage(data: ResultsLike, calls: pl.DataFrame, arms: list[str]) -> dict[st
     def counts(frame: pl.DataFrame) -> dict[str, int]:
         return dict(frame.group_by("arm").len().iter_rows()) if frame.height else {}
 
-    planned, missing = counts(data.plan), counts(data.missing)
+    # Missing: planned with neither a result nor a final error (load_results' ``missing`` may hold errors too).
+    unfinished = (
+        data.missing.join(data.errors.select("key"), on="key", how="anti") if data.missing.height else data.missing
+    )
+    planned, missing = counts(data.plan), counts(unfinished)
     answered = counts(calls.filter(~pl.col("error")))
     failed = counts(calls.filter(pl.col("error")))
     return {
@@ -115,7 +133,9 @@ def coverage(data: ResultsLike, calls: pl.DataFrame, arms: list[str]) -> dict[st
     }
 
 
-def levels(calls: pl.DataFrame, agreement: pl.DataFrame, arms: list[str]) -> dict[str, dict[str, Any]]:
+def levels(
+    calls: pl.DataFrame, agreement: pl.DataFrame, arms: list[str], missing: dict[str, dict[str, int]]
+) -> dict[str, dict[str, Any]]:
     """Per arm, over its calls: the headline figures ``--fail-on`` can gate on, and finish reasons."""
     out: dict[str, dict[str, Any]] = {}
     for arm in arms:
@@ -135,6 +155,7 @@ def levels(calls: pl.DataFrame, agreement: pl.DataFrame, arms: list[str]) -> dic
         }
         if agreed.height:
             figures.update({m: agreed[m].cast(pl.Float64).mean() for m in AGREEMENT_METRICS})
+        figures["missing"] = missing[arm]["missing"]
         out[arm] = figures
     return out
 

@@ -1,0 +1,177 @@
+"""The replay report: one offline HTML file with the plots, summary.json and Markdown (issue #10, point 4)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from replay.compare.summary import summarize
+from replay.report import write_report
+from replay.report.gate import parse_gate, violations
+from tests.replay_frames import build
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
+WORDS = "the model reads the file then edits the function and runs the tests again until they pass".split()
+
+
+def replay_frames(rows: int = 60, seed: int = 3):
+    """Two candidates against the original: ``close`` mostly agrees, ``terse`` answers shorter with other tools."""
+    rng = random.Random(seed)
+    row_specs, calls = [], []
+    for i in range(rows):
+        row_id = f"r{i:03d}"
+        row_specs.append(
+            {
+                "row_id": row_id,
+                "session_id": f"s{i // 3}",
+                "variant_label": ("control", "treatment")[i % 2],
+                "request_kind": ("chat", "tool")[i % 3 == 0],
+                "feedback_rating": (None, "up", "down")[i % 3],
+                "response_format_json": i % 10 == 0,
+            }
+        )
+        text = " ".join(rng.choice(WORDS) for _ in range(30))
+        tools = [{"name": "edit_file", "arguments": {"path": f"src/{i}.py", "line": i}}] if i % 3 == 0 else None
+        shorter = " ".join(text.split()[:12])
+        calls += [
+            {"row_id": row_id, "arm": "original", "output_text": text, "tool_calls": tools, "latency_ms": 900.0},
+            {
+                "row_id": row_id,
+                "arm": "close",
+                "output_text": text if i % 4 else text.replace("tests", "unit tests"),
+                "tool_calls": tools,
+                "latency_ms": rng.gauss(800, 80),
+                "ttft_ms": rng.gauss(200, 30),
+            },
+            {
+                "row_id": row_id,
+                "arm": "terse",
+                "output_text": shorter,
+                "tool_calls": [{"name": "edit_file", "arguments": {"path": "other.py"}}] if tools else None,
+                "latency_ms": rng.gauss(500, 60),
+                "ttft_ms": rng.gauss(120, 20),
+                "finish_reason": "length" if i % 5 == 0 else "stop",
+            },
+        ]
+    return build(row_specs, calls, errors=[{"row_id": "r001", "arm": "terse", "sample": 1}])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    summary = summarize(replay_frames())
+    return summary, write_report(summary, out)
+
+
+def test_the_html_is_one_self_contained_file_that_needs_nothing_from_the_network(report):
+    _, files = report
+    html = files.html.read_text()
+    for external in ("<script", "<link", "@import", "url(", "src=", "https://"):
+        assert external not in html
+    assert html.count("http://") == html.count('xmlns="http://www.w3.org/2000/svg"')  # SVG namespace only
+    for section in ("Coverage", "Forest plot", "Latency CDF", "Similarity to the baseline", "Wins, ties", "Worst"):
+        assert section in html
+    assert html.count("<svg") >= 8  # one forest per metric, two CDFs, two histograms, the bars
+    assert "<del>" in html and "<ins>" in html  # the worst regressions are diffed side by side
+
+
+def test_summary_json_holds_every_figure_the_html_and_markdown_show(report):
+    summary, files = report
+    saved = json.loads(files.summary.read_text())
+    assert saved["comparisons"] == json.loads(json.dumps(summary["comparisons"]))
+    latency = next(c for c in saved["comparisons"] if c["candidate"] == "terse" and c["metric"] == "latency_ms")
+    assert latency["diff"] < 0 and latency["significant"] and latency["ci_high"] < 0
+    assert saved["coverage"]["terse"]["errors"] == 1
+    markdown = files.markdown.read_text()
+    html = files.html.read_text()
+    shown = f"{latency['diff']:.3g}"
+    assert shown in markdown and shown in html
+
+
+def test_fail_on_gates_flag_each_candidate_that_crosses_a_threshold(report):
+    summary, _ = report
+    assert violations(summary, [parse_gate("similarity<0.5")]) == [
+        f"terse: similarity = {summary['levels']['terse']['similarity']:.4g} violates similarity<0.5"
+    ]
+    assert violations(summary, [parse_gate("error_rate>0.05")]) == []
+    assert violations(summary, [parse_gate("json_valid_rate < 2")])  # a rate below 2 always fails: both listed
+    with pytest.raises(ValueError, match="unknown metric 'similar'"):
+        parse_gate("similar<0.8")
+    with pytest.raises(ValueError, match="expected METRIC<THRESHOLD"):
+        parse_gate("similarity=0.8")
+
+
+def png_pixels(data: bytes) -> tuple[int, int, bytes]:
+    """(width, height, raw RGB(A) bytes) of an 8-bit truecolour PNG, filters undone."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat, header = 8, b"", None
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        chunk = data[offset + 8 : offset + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBB", chunk[:10])
+        elif kind == b"IDAT":
+            idat += chunk
+        offset += 12 + length
+    width, height, depth, colour = header
+    assert depth == 8 and colour in (2, 6)
+    channels = 3 if colour == 2 else 4
+    stride, raw = width * channels, zlib.decompress(idat)
+    out, previous = bytearray(), bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - channels] if x >= channels else 0
+            b, c = previous[x], previous[x - channels] if x >= channels else 0
+            if kind == 1:
+                line[x] = (line[x] + a) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + b) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (a + b) // 2) & 0xFF
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        out += line
+        previous = line
+    return width, height, bytes(out)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is installed by `make test`")
+def test_headless_chromium_renders_the_plots(report):
+    _, files = report
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "replay_report.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1280,2400",
+            files.html.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    shutil.copy(files.html, ARTIFACTS / "replay_report.html")
+    width, height, pixels = png_pixels(shot.read_bytes())
+    assert (width, height) == (1280, 2400)
+    sample = pixels[::97]  # a spread of bytes across the page
+    mean = sum(sample) / len(sample)
+    variance = sum((v - mean) ** 2 for v in sample) / len(sample)
+    assert shot.stat().st_size > 50_000 and variance > 500  # drawn plots and text, not a blank page
+    coloured = {pixels[i : i + 3] for i in range(0, len(pixels) - 3, 3 * 53)}
+    assert len(coloured) > 20  # the palette of the plots, not just black on white
