@@ -18,7 +18,25 @@ from replay.report.gate import parse_gate, violations
 from tests.replay_frames import build
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
-WORDS = "the model reads the file then edits the function and runs the tests again until they pass".split()
+WORDS = [
+    "the",
+    "model",
+    "reads",
+    "the",
+    "file",
+    "then",
+    "edits",
+    "the",
+    "function",
+    "and",
+    "runs",
+    "the",
+    "tests",
+    "again",
+    "until",
+    "they",
+    "pass",
+]
 
 
 def replay_frames(rows: int = 60, seed: int = 3):
