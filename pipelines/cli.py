@@ -174,11 +174,33 @@ def replay_run(
 @replay_app.command("report")
 def replay_report(
     results: Annotated[str, typer.Option(help="Results directory of a replay run.")],
-    out: Annotated[str, typer.Option(help="HTML report to write.")],
+    out: Annotated[str, typer.Option(help="HTML report to write; summary.json and summary.md go beside it.")],
     baseline: Annotated[str, typer.Option(help="'original' or a candidate model id.")] = "original",
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="METRIC<THRESHOLD or METRIC>THRESHOLD, e.g. similarity<0.8; exit 1 when any candidate crosses it."
+        ),
+    ] = None,
+    judge: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible pairwise judge.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model name the judge endpoint serves.")] = None,
+    judge_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the judge's API key.")] = None,
+    judge_max_pairs: Annotated[int | None, typer.Option(help="Judge at most N rows per candidate.")] = None,
 ) -> None:
     """Write the comparison report (tables, plots, confidence intervals)."""
-    _not_built("replay report")
+    from replay.report_cli import ReportOptions, replay_report_command
+
+    options = ReportOptions(
+        results=results,
+        out=out,
+        baseline=baseline,
+        fail_on=list(fail_on or []),
+        judge=judge,
+        judge_model=judge_model,
+        judge_key_env=judge_key_env,
+        judge_max_pairs=judge_max_pairs,
+    )
+    raise typer.Exit(replay_report_command(options))
 
 
 @app.command()
