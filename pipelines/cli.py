@@ -25,15 +25,6 @@ app.add_typer(replay_app, name="replay")
 DEFAULT_LANDING = "var/landing"
 
 
-def _not_built(command: str) -> None:
-    typer.echo(
-        f"tracedrop {command}: not built yet in this version; nothing was run. "
-        "See the project's open issues for its status.",
-        err=True,
-    )
-    raise typer.Exit(2)
-
-
 @app.command()
 def synth(
     out: Annotated[

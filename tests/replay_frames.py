@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from replay.store import ResultsWriter, write_run
 
 ROW_DEFAULTS: dict[str, Any] = {
     "session_id": None,
@@ -57,6 +60,8 @@ CALL_SCHEMA = {
     "ttft_ms": pl.Float64,
     "input_tokens": pl.Int64,
     "output_tokens": pl.Int64,
+    "attempts": pl.Int64,
+    "retry_wait_ms": pl.Float64,
 }
 
 
@@ -107,3 +112,18 @@ def build(
         [f.select("key", "row_id", "arm") for f in (results, error_frame, missing_frame) if f.height]
     ).unique("key")
     return Frames({"samples": 1}, row_frame, plan, results, error_frame, missing_frame)
+
+
+def write_results_dir(frames: Frames, out: Path) -> Path:
+    """Write ``frames`` as a results directory with the runner's own store (run.json, rows, plan, results/, errors/)."""
+    plan = frames.plan.join(
+        pl.concat([f.select("key", "sample") for f in (frames.results, frames.errors) if f.height]).unique("key"),
+        on="key",
+        how="left",
+    ).with_columns(pl.col("sample").fill_null(0), pl.lit("r").alias("request_hash"), pl.lit("c").alias("config_hash"))
+    write_run(out, {"drops": "constructed", **frames.run}, frames.rows, plan)
+    writer = ResultsWriter(out)
+    writer.add_all(frames.results.to_dicts())
+    writer.add_all(frames.errors.to_dicts())
+    writer.flush()
+    return out

@@ -11,11 +11,13 @@ import zlib
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from replay.compare.summary import summarize
 from replay.report import write_report
 from replay.report.gate import parse_gate, violations
-from tests.replay_frames import build
+from tests.replay_frames import build, write_results_dir
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 WORDS = [
@@ -193,3 +195,51 @@ def test_headless_chromium_renders_the_plots(report):
     assert shot.stat().st_size > 50_000 and variance > 500  # drawn plots and text, not a blank page
     coloured = {pixels[i : i + 3] for i in range(0, len(pixels) - 3, 3 * 53)}
     assert len(coloured) > 20  # the palette of the plots, not just black on white
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    return write_results_dir(replay_frames(), tmp_path_factory.mktemp("run") / "results")
+
+
+def report_cli(*args: str):
+    return CliRunner().invoke(app, ["replay", "report", *args])
+
+
+def test_the_command_writes_the_report_from_a_results_directory_and_gates_on_fail_on(results_dir, tmp_path):
+    out = tmp_path / "site" / "report.html"
+    passed = report_cli("--results", str(results_dir), "--out", str(out), "--fail-on", "error_rate>0.05")
+    assert passed.exit_code == 0, passed.output
+    assert f"report: {out}" in passed.output and (out.parent / "summary.json").is_file()
+    assert (out.parent / "summary.md").read_text().startswith("# Replay report: close, terse against `original`")
+    failed = report_cli("--results", str(results_dir), "--out", str(out), "--fail-on", "similarity<0.8")
+    assert failed.exit_code == 1
+    assert "FAIL terse: similarity" in failed.stderr and "close" not in failed.stderr
+    against_close = report_cli("--results", str(results_dir), "--out", str(out), "--baseline", "close")
+    assert against_close.exit_code == 0
+    assert json.loads((out.parent / "summary.json").read_text())["candidates"] == ["original", "terse"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fail-on", "similarity=0.8"], "--fail-on 'similarity=0.8': expected METRIC<THRESHOLD"),
+        (["--baseline", "gpt-9"], "--baseline gpt-9: not an arm of this run; use one of close, original, terse"),
+        (["--judge", "http://127.0.0.1:1/v1"], "--judge needs --judge-model"),
+        (["--judge", "ftp://judge", "--judge-model", "j"], "--judge 'ftp://judge': not an http(s) base URL"),
+    ],
+)
+def test_bad_input_gets_one_line_exit_2_and_nothing_written(results_dir, tmp_path, args, message):
+    out = tmp_path / "report.html"
+    result = report_cli("--results", str(results_dir), "--out", str(out), *args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tracedrop replay report: ")
+    assert message in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_that_is_not_a_replay_run_is_named(tmp_path):
+    result = report_cli("--results", str(tmp_path), "--out", str(tmp_path / "r.html"))
+    assert result.exit_code == 2
+    assert f"--results {tmp_path}: not a replay results directory (no run.json)" in result.stderr
