@@ -9,13 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pipelines.objectstore import ObjectStoreError
 from replay.compare.judge import JudgeSettings, run_judge
 from replay.compare.metrics import call_metrics
 from replay.compare.summary import summarize
-from replay.report import write_report
+from replay.report import ReportFiles, write_report
 from replay.report.gate import Gate, parse_gate, violations
 from replay.store import RUN_FILE, load_results
 
@@ -68,31 +69,47 @@ def check(options: ReportOptions) -> tuple[list[Gate], JudgeSettings | None]:
     return gates, settings
 
 
+@dataclass(frozen=True)
+class ReportOutcome:
+    """A written report: its summary, files and the gates that failed."""
+
+    summary: dict[str, Any]
+    files: ReportFiles
+    failed: list[str]
+
+    @property
+    def missing(self) -> int:
+        """Planned pairs with neither a result nor a final error."""
+        return sum(arm["missing"] for arm in self.summary["coverage"].values())
+
+
+def produce_report(options: ReportOptions) -> ReportOutcome:
+    """Check the options, compare, optionally judge, and write the report; InputError before anything is written."""
+    gates, judge = check(options)
+    try:
+        data = load_results(options.results)
+    except (ObjectStoreError, OSError, ValueError) as exc:
+        raise InputError(f"--results {options.results}: cannot read it ({exc}); check the path or URL") from None
+    arms = sorted(set(data.plan["arm"].to_list()))
+    if options.baseline not in arms:
+        raise InputError(f"--baseline {options.baseline}: not an arm of this run; use one of {', '.join(arms)}")
+    outcome = None
+    if judge is not None:
+        outcome = run_judge(data.rows, call_metrics(data.rows, data.results, data.errors), options.baseline, judge)
+    summary = summarize(data, options.baseline, judge=outcome)
+    return ReportOutcome(summary, write_report(summary, options.out), violations(summary, gates))
+
+
 def replay_report_command(options: ReportOptions) -> int:
     """Write the HTML report, summary.json and summary.md; print where and any failed gate."""
     try:
-        gates, judge = check(options)
-        try:
-            data = load_results(options.results)
-        except (ObjectStoreError, OSError, ValueError) as exc:
-            raise InputError(f"--results {options.results}: cannot read it ({exc}); check the path or URL") from None
-        arms = sorted(set(data.plan["arm"].to_list()))
-        if options.baseline not in arms:
-            raise InputError(f"--baseline {options.baseline}: not an arm of this run; use one of {', '.join(arms)}")
+        report = produce_report(options)
     except InputError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    outcome = None
-    if judge is not None:
-        calls = call_metrics(data.rows, data.results, data.errors)
-        outcome = run_judge(data.rows, calls, options.baseline, judge)
-    summary = summarize(data, options.baseline, judge=outcome)
-    files = write_report(summary, options.out)
-    missing = sum(arm["missing"] for arm in summary["coverage"].values())
-    print(f"report: {files.html}\nsummary: {files.summary}\nmarkdown: {files.markdown}")
-    if missing:
-        print(f"{missing} planned pairs are missing (not counted as passing); re-run `tracedrop replay run` to finish")
-    failed = violations(summary, gates)
-    for line in failed:
+    print(f"report: {report.files.html}\nsummary: {report.files.summary}\nmarkdown: {report.files.markdown}")
+    if report.missing:
+        print(f"{report.missing} planned pairs are missing (not counted as passing); re-run `tracedrop replay run`")
+    for line in report.failed:
         print(f"FAIL {line}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if report.failed else 0
