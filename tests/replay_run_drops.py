@@ -17,9 +17,7 @@ EXPERIMENT = "exp-1"
 VARIANTS = {"ctl": ("v-ctl", "control", "acme-rc1"), "trt": ("v-trt", "treatment", "acme-rc2")}
 
 
-def drop_row(
-    session: str, turn: int, variant: str, dt: str, prompt: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def drop_row(session: str, turn: int, variant: str, dt: str, prompt: str | None = None, **extra: Any) -> dict[str, Any]:
     """One drop row; its prompt is unique per session and turn unless given."""
     variant_id, label, checkpoint = VARIANTS[variant]
     prompt = prompt or f"session {session} turn {turn}: refactor the parser"
@@ -66,7 +64,9 @@ def session_rows(dt: str, sessions: dict[str, tuple[str, int]]) -> list[dict[str
     return [drop_row(s, t, variant, dt) for s, (variant, turns) in sessions.items() for t in range(turns)]
 
 
-def write_partition(url: str, dt: str, rows: list[dict[str, Any]], success: bool = True, partner: str = PARTNER) -> None:
+def write_partition(
+    url: str, dt: str, rows: list[dict[str, Any]], success: bool = True, partner: str = PARTNER
+) -> None:
     """One partition of the drop at ``url``; ``_SUCCESS`` last unless ``success`` is False."""
     target = open_store(url).child(drop_partition_path(partner, EXPERIMENT, dt))
     for row in rows:

@@ -78,7 +78,11 @@ class CountingStub:
             await response.write_eof()
         else:
             message: dict[str, Any] = {"role": "assistant", "content": text}
-            completion = {**head, "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}
+            completion = {
+                **head,
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": usage,
+            }
             response = web.json_response(completion, dumps=lambda v: orjson.dumps(v).decode())
         with self.lock:
             self.answered[digest] += 1
