@@ -9,10 +9,13 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from replay.plan import ORIGINAL
+from replay.proxy.app import ProxySettings, create_app
+from replay.proxy.server import ServerThread
 from replay.store import load_results
 from tests.replay_run_drops import drop_row, session_rows, write_partition
 from tests.replay_run_stub import CountingStub
@@ -258,3 +261,25 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     code, stdout, stderr = replay(*args)
     assert code == 2 and not out.exists() and not stdout
     assert len(stderr.strip().splitlines()) == 1 and names in stderr and "Traceback" not in stderr
+
+
+def test_names_and_the_aa_arm_are_routed_by_the_bundled_proxy(drops: str, stub: CountingStub, tmp_path: Path) -> None:
+    def route(model: str, internal_id: str) -> dict:
+        return {"model": model, "upstream": {"base_url": stub.base_url, "internal_id": internal_id, "api_key_env": "K"}}
+
+    config = {"routes": [route("cand-a", "stub-a"), route("acme-rc1", "acme-rc1"), route("acme-rc2", "acme-rc2")]}
+    path = tmp_path / "proxy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    app_ = create_app(path, str(tmp_path / "landing"), ProxySettings(watch_interval=None), env={"K": "sk-upstream"})
+    out = str(tmp_path / "out")
+    with ServerThread(app_) as proxy:
+        code, _, _ = replay(
+            "--drops", drops, "--out", out, "--proxy", proxy.url + "/v1", "--aa", "--candidates", "cand-a"
+        )
+    assert code == 0
+    loaded = load_results(out)
+    assert loaded.missing.is_empty() and set(loaded.results["arm"]) == {ORIGINAL, "cand-a", "aa"}
+    assert {c["kind"] for c in loaded.run["candidates"]} == {"proxy"}
+    # the aa arm re-asks each row's own checkpoint: this stub answers it exactly as logged
+    text = loaded.results.pivot(on="arm", index="row_id", values="output_text")
+    assert (text["aa"] == text[ORIGINAL]).all() and not (text["cand-a"] == text[ORIGINAL]).any()
