@@ -41,11 +41,20 @@ def sse_events(text: str) -> list[dict[str, Any]]:
     return events
 
 
+def _assembled(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The streamed completion as one object, keeping the ``system_fingerprint`` the chunks carry."""
+    completion = assemble_stream(events)
+    fingerprint = next((e["system_fingerprint"] for e in events if e.get("system_fingerprint")), None)
+    if completion is not None and fingerprint is not None:
+        completion["system_fingerprint"] = fingerprint
+    return completion
+
+
 def parse_completion(text: str) -> dict[str, Any]:
     """The completion object in a response body (JSON or an event stream); ValueError if there is none."""
     stripped = text.lstrip()
     try:
-        value = orjson.loads(stripped) if stripped.startswith("{") else assemble_stream(sse_events(stripped))
+        value = orjson.loads(stripped) if stripped.startswith("{") else _assembled(sse_events(stripped))
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"response body is not JSON nor an event stream: {exc}") from None
     if not isinstance(value, dict) or not isinstance(value.get("choices"), list):

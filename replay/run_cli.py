@@ -261,6 +261,14 @@ def print_summary(out: str, retries: dict[str, int]) -> int:
 def replay_run_command(options: RunOptions) -> int:
     """Run the command; return its exit code."""
     try:
+        return _run(options)
+    except KeyboardInterrupt:
+        _say(f"{PROG}: stopped by Ctrl-C; everything finished is saved; re-run the same command to resume")
+        return 130
+
+
+def _run(options: RunOptions) -> int:
+    try:
         rows, settings, run = resolve(options)
         prices = load_price_table(options.price_table)
         plan = plan_or_fail(rows, settings)
