@@ -32,11 +32,9 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _padded(low: float, high: float) -> tuple[float, float]:
-    if high == low:
-        pad = abs(low) * 0.1 or 1.0
-        return low - pad, high + pad
-    pad = (high - low) * 0.05
-    return low - pad, high + pad
+    """The range widened by 5% each side; a range of non-negative values (latencies, rates) stays non-negative."""
+    pad = (high - low) * 0.05 if high > low else abs(low) * 0.1 or 1.0
+    return (low - pad if low < 0 else max(0.0, low - pad)), high + pad
 
 
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
