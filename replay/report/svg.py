@@ -31,10 +31,10 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [low + i * step for i in range(count)]
 
 
-def _padded(low: float, high: float) -> tuple[float, float]:
-    """The range widened by 5% each side; a range of non-negative values (latencies, rates) stays non-negative."""
+def _padded(low: float, high: float, keep_sign: bool = True) -> tuple[float, float]:
+    """The range widened by 5% each side; with ``keep_sign`` non-negative values (latencies) stay non-negative."""
     pad = (high - low) * 0.05 if high > low else abs(low) * 0.1 or 1.0
-    return (low - pad if low < 0 else max(0.0, low - pad)), high + pad
+    return (max(0.0, low - pad) if keep_sign and low >= 0 else low - pad), high + pad
 
 
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
@@ -51,7 +51,7 @@ def forest_plot(
     row_h, left, right, top = 26, 170, 30, 26
     width, height = 640, top + row_h * len(labels) + 30
     values = [v for est in estimates for v in est if v is not None] + [0.0]
-    low, high = _padded(min(values), max(values))
+    low, high = _padded(min(values), max(values), keep_sign=False)
 
     def x(v: float) -> float:
         return left + (v - low) / (high - low) * (width - left - right)
