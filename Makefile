@@ -22,6 +22,8 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	mkdir -p $(DAGSTER_HOME)
+	# The replay report test renders the HTML in headless Chromium (Debian's package).
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
