@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 
-from replay.compare.metrics import against_baseline, call_metrics, per_row
+from replay.compare.metrics import against_baseline, call_metrics, per_row, sample_consistency
 from replay.compare.summary import summarize
 from replay.compare.toolcalls import ToolAgreement, tool_agreement
 from tests.replay_frames import build
@@ -99,6 +99,8 @@ def test_samples_are_averaged_within_a_row_before_rows_are_compared():
     row = per_row(calls, agreement, frames.rows).filter(pl.col("arm") == "m").to_dicts()[0]
     assert (row["latency_ms"], row["similarity"], row["exact_match"], row["samples"]) == (200.0, 0.75, 0.5, 2)
     assert row["cluster"] == "s1"
+    consistency = sample_consistency(calls).to_dicts()
+    assert consistency == [{"arm": "m", "self_exact": 0.0, "self_similarity": 0.5}]  # within-prompt variance
 
 
 def test_summary_counts_missing_pairs_applies_holm_and_rejects_an_unknown_baseline():

@@ -80,6 +80,12 @@ def replay_frames(rows: int = 60, seed: int = 3):
                 "finish_reason": "length" if i % 5 == 0 else "stop",
             },
         ]
+    # A second sample of a few rows: the same answer but one word, so that the arm's consistency shows.
+    calls += [
+        {**call, "sample": 1, "output_text": call["output_text"].replace("the", "a", 1)}
+        for call in calls
+        if call["arm"] == "close" and call["row_id"].endswith("0")
+    ]
     return build(row_specs, calls, errors=[{"row_id": "r001", "arm": "terse", "sample": 1}])
 
 
@@ -96,7 +102,15 @@ def test_the_html_is_one_self_contained_file_that_needs_nothing_from_the_network
     for external in ("<script", "<link", "@import", "url(", "src=", "https://"):
         assert external not in html
     assert html.count("http://") == html.count('xmlns="http://www.w3.org/2000/svg"')  # SVG namespace only
-    for section in ("Coverage", "Forest plot", "Latency CDF", "Similarity to the baseline", "Wins, ties", "Worst"):
+    sections = (
+        "Coverage",
+        "Forest plot",
+        "Repeated samples",
+        "Latency CDF",
+        "Similarity to the baseline",
+        "Wins, ties",
+    )
+    for section in (*sections, "Worst regressions"):
         assert section in html
     assert html.count("<svg") >= 8  # one forest per metric, two CDFs, two histograms, the bars
     assert "<del>" in html and "<ins>" in html  # the worst regressions are diffed side by side

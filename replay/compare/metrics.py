@@ -144,3 +144,26 @@ def per_row(calls: pl.DataFrame, agreement: pl.DataFrame, rows: pl.DataFrame) ->
         "feedback_rating",
     )
     return arms.join(agreed, on=["row_id", "arm"], how="left").join(context, on="row_id", how="left")
+
+
+def sample_consistency(calls: pl.DataFrame) -> pl.DataFrame:
+    """Per arm with repeated samples: how far each later sample of a row agrees with the row's first answer
+    (``self_exact``, ``self_similarity``): the within-prompt variance that ``--samples K`` and the ``aa`` arm
+    measure. Empty when no arm has two answered samples of a row."""
+    answered = calls.filter(~pl.col("error")).select("row_id", "arm", "sample", "output_text")
+    first = answered.sort("sample").unique(["row_id", "arm"], keep="first")
+    later = answered.join(
+        first.select("row_id", "arm", pl.col("sample").alias("first_sample"), "output_text"),
+        on=["row_id", "arm"],
+        suffix="_first",
+    ).filter(pl.col("sample") != pl.col("first_sample"))
+    if later.is_empty():
+        return pl.DataFrame(schema={"arm": pl.String, "self_exact": pl.Float64, "self_similarity": pl.Float64})
+    scored = later.with_columns(
+        exact_match(later["output_text"], later["output_text_first"]),
+        edit_similarity(later["output_text"], later["output_text_first"]),
+    )
+    return scored.group_by("arm").agg(
+        pl.col("exact_match").cast(pl.Float64).mean().alias("self_exact"),
+        pl.col("similarity").mean().alias("self_similarity"),
+    )

@@ -14,6 +14,7 @@ from replay.compare.metrics import (
     against_baseline,
     call_metrics,
     per_row,
+    sample_consistency,
 )
 from replay.compare.slices import feedback_effects, slice_table
 from replay.compare.stats import CI_METHOD, clustered_mean, holm, paired_difference
@@ -35,6 +36,8 @@ LEVEL_FIGURES = (
     "output_tokens_mean",
     "output_chars_mean",
     *AGREEMENT_METRICS,
+    "self_exact",
+    "self_similarity",
     "missing",
 )
 
@@ -138,6 +141,7 @@ def levels(
 ) -> dict[str, dict[str, Any]]:
     """Per arm, over its calls: the headline figures ``--fail-on`` can gate on, and finish reasons."""
     out: dict[str, dict[str, Any]] = {}
+    consistency = {row.pop("arm"): row for row in sample_consistency(calls).to_dicts()}
     for arm in arms:
         own = calls.filter(pl.col("arm") == arm)
         agreed = agreement.filter(pl.col("arm") == arm)
@@ -155,6 +159,7 @@ def levels(
         }
         if agreed.height:
             figures.update({m: agreed[m].cast(pl.Float64).mean() for m in AGREEMENT_METRICS})
+        figures.update(consistency.get(arm, {}))
         figures["missing"] = missing[arm]["missing"]
         out[arm] = figures
     return out

@@ -11,11 +11,13 @@ from replay.report.svg import cdf_plot, fmt, forest_plot, histogram, wins_bars
 from replay.report.tables import (
     AGREEMENT_HEADER,
     COMPARISON_HEADER,
+    CONSISTENCY_HEADER,
     COVERAGE_HEADER,
     FEEDBACK_HEADER,
     SLICE_HEADER,
     agreement_rows,
     comparison_rows,
+    consistency_rows,
     coverage_rows,
     feedback_rows,
     slice_rows,
@@ -64,6 +66,11 @@ def render_html(summary: dict[str, Any]) -> str:
         '<div class="plots">' + _forests(summary) + "</div>",
         "<h2>Agreement with the baseline</h2>",
         html_table(AGREEMENT_HEADER, agreement_rows(summary)),
+        *(
+            ["<h2>Repeated samples</h2>", html_table(CONSISTENCY_HEADER, consistency)]
+            if (consistency := consistency_rows(summary))
+            else []
+        ),
         "<h2>Latency and time to first token</h2>",
         '<div class="plots">' + _cdfs(summary) + "</div>",
         "<h2>Similarity to the baseline</h2>",

@@ -8,10 +8,12 @@ from typing import Any
 from replay.report.tables import (
     AGREEMENT_HEADER,
     COMPARISON_HEADER,
+    CONSISTENCY_HEADER,
     COVERAGE_HEADER,
     FEEDBACK_HEADER,
     agreement_rows,
     comparison_rows,
+    consistency_rows,
     coverage_rows,
     feedback_rows,
 )
@@ -39,6 +41,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         table(COMPARISON_HEADER, comparison_rows(summary)),
         "## Agreement with the baseline",
         table(AGREEMENT_HEADER, agreement_rows(summary)),
+        *(["## Repeated samples", table(CONSISTENCY_HEADER, rows)] if (rows := consistency_rows(summary)) else []),
         "## Human feedback",
         table(FEEDBACK_HEADER, feedback_rows(summary)),
     ]

@@ -22,6 +22,7 @@ COMPARISON_HEADER = (
 )
 AGREEMENT_HEADER = ("candidate", "metric", "rows", "mean", "95% CI")
 FEEDBACK_HEADER = ("candidate", "thumbs-down rows", "changed", "similarity", "thumbs-up rows", "broken", "similarity")
+CONSISTENCY_HEADER = ("arm", "later samples identical to the first", "similarity to the first")
 SLICE_HEADER = ("slice", "value", "candidate", "rows", "similarity", "95% CI", "exact match", "error diff")
 
 
@@ -112,4 +113,13 @@ def slice_rows(summary: dict[str, Any]) -> list[list[str]]:
             fmt(s["error_diff"]),
         ]
         for s in summary["slices"]
+    ]
+
+
+def consistency_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Per arm with repeated samples: how its later samples of a row agree with the first (within-prompt variance)."""
+    return [
+        [arm, fmt(levels["self_exact"]), fmt(levels["self_similarity"])]
+        for arm, levels in summary["levels"].items()
+        if levels.get("self_exact") is not None
     ]
