@@ -143,6 +143,21 @@ def test_429_with_retry_after_and_5xx_are_retried_counted_and_latency_excludes_t
     assert sum(stub.attempts.values()) == 3 + 3
 
 
+def test_a_timeout_is_retried_and_counted(tmp_path: Path) -> None:
+    stub = CountingStub().start()
+    stub.stall["turn 0"], stub.stall_seconds = 1, 0.6
+    try:
+        url = str(tmp_path / "drops")
+        write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 2)}))
+        out = str(tmp_path / "out")
+        code, stdout, _ = replay("--drops", url, "--out", out, "--timeout", "0.3", "--candidates", f"c={stub.base_url}")
+    finally:
+        stub.stop()
+    assert code == 0 and "retries this run: timeout 1" in stdout
+    attempts = dict(load_results(out).results.filter(pl.col("arm") == "c").select("row_id", "attempts").iter_rows())
+    assert attempts == {"req-s1-0": 2, "req-s1-1": 1}
+
+
 def test_a_final_failure_is_an_error_not_a_result_and_retry_errors_redoes_only_failures(tmp_path: Path) -> None:
     stub = CountingStub().start()
     stub.broken.add("turn 1")
