@@ -206,7 +206,9 @@ def test_an_original_logged_as_failed_is_an_error_of_the_original_arm(stub: Coun
 def test_only_complete_partitions_and_the_filters_are_read(stub: CountingStub, tmp_path: Path) -> None:
     url = str(tmp_path / "drops")
     write_partition(url, DAY1, session_rows(DAY1, SESSIONS))
-    write_partition(url, DAY2, session_rows(DAY2, {"s8": ("ctl", 2)}))
+    write_partition(
+        url, DAY2, [*session_rows(DAY2, {"s8": ("ctl", 2)}), drop_row("e1", 0, "ctl", DAY2, request_kind="x")]
+    )
     write_partition(url, "2026-11-04", session_rows("2026-11-04", {"s7": ("ctl", 2)}), success=False)
     write_partition(url, DAY1, session_rows(DAY1, {"b1": ("ctl", 2)}), partner="beta")
     out = str(tmp_path / "out")
@@ -215,6 +217,7 @@ def test_only_complete_partitions_and_the_filters_are_read(stub: CountingStub, t
         "--variant", "control", "--candidates", f"c={stub.base_url}",
     )  # fmt: skip
     assert code == 0 and "skipping 1 partition(s) without _SUCCESS" in stderr
+    assert "skipping 1 row(s) of request kind(s) x: only chat_completions is replayed" in stderr
     rows = load_results(out).rows
     assert sorted(set(rows["session_id"])) == ["s1", "s3", "s8"]
     assert set(rows["variant_label"]) == {"control"} and set(rows["partner_id"]) == {"acme"}
