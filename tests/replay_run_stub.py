@@ -33,6 +33,7 @@ class CountingStub:
         self.fail: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.broken: set[str] = set()
         self.stall: dict[str, int] = {}
+        self.arrivals: list[tuple[float, int]] = []  # (monotonic time, status answered) per attempt
         self.stall_seconds = 2.0
         self.lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -61,6 +62,8 @@ class CountingStub:
             stalled = any(marker in prompt and self.attempts[digest] <= n for marker, n in self.stall.items())
         if stalled:
             await asyncio.sleep(self.stall_seconds)
+        with self.lock:
+            self.arrivals.append((time.monotonic(), failure[0] if failure else 200))
         if failure:
             status, headers = failure
             return web.Response(status=status, headers=headers, body=b'{"error": {"message": "stub failure"}}')

@@ -143,6 +143,24 @@ def test_429_with_retry_after_and_5xx_are_retried_counted_and_latency_excludes_t
     assert sum(stub.attempts.values()) == 3 + 3
 
 
+def test_a_429_pauses_the_whole_endpoint_for_its_retry_after(tmp_path: Path) -> None:
+    stub = CountingStub(latency_ms=20).start()
+    stub.fail["s1 turn 2"] = [(429, {"Retry-After": "0.6"})]
+    try:
+        url = str(tmp_path / "drops")
+        write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 12)}))
+        out = str(tmp_path / "out")
+        code, _, _ = replay("--drops", url, "--out", out, "--concurrency", "4", "--candidates", f"c={stub.base_url}")
+    finally:
+        stub.stop()
+    assert code == 0
+    limited = next(at for at, status in stub.arrivals if status == 429)
+    later = [at - limited for at, _ in stub.arrivals if at > limited]
+    # calls already in flight may land just after the 429; then nothing until the pause ends
+    assert later and not [gap for gap in later if 0.2 < gap < 0.55]
+    assert max(later) >= 0.55
+
+
 def test_a_timeout_is_retried_and_counted(tmp_path: Path) -> None:
     stub = CountingStub().start()
     stub.stall["turn 0"], stub.stall_seconds = 1, 0.6
