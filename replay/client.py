@@ -88,7 +88,7 @@ async def attempt(
         return Attempt(
             None, (time.perf_counter() - started) * 1000, error=f"timeout: no answer in {timeout_s:g}s", retryable=True
         )
-    except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as exc:
+    except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
         return Attempt(
             None, (time.perf_counter() - started) * 1000, error=f"network: {type(exc).__name__}: {exc}", retryable=True
         )

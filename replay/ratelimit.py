@@ -2,8 +2,9 @@
 
 Each endpoint has one :class:`EndpointLimiter`: calls are spaced at its current rate (unlimited
 until the endpoint pushes back, or ``--rate``); a 429 pauses the whole endpoint for its
-``Retry-After`` (or rate-limit reset headers) and halves the rate; each success then adds back a
-little (additive increase, never above the initial ``--rate``).  A server error or timeout only
+``Retry-After`` (or rate-limit reset headers) and halves the rate (the rate achieved over the last
+few seconds when none was set; with no such estimate yet, it only pauses); each success then adds
+back 5% (at least 0.1/s), never above the initial ``--rate``.  A server error or timeout only
 delays that call (exponential backoff with full jitter), since it says nothing about the rate.
 """
 
@@ -19,7 +20,9 @@ from email.utils import parsedate_to_datetime
 
 DEFAULT_PAUSE_S = 1.0  # a 429 without any hint
 MIN_RATE = 0.5  # requests/s
-INCREASE_PER_SUCCESS = 0.1  # requests/s
+INCREASE_PER_SUCCESS = 0.1  # requests/s, at least
+RECOVERY_SHARE = 0.05  # of the current rate, per success
+WINDOW_S = 5.0  # of the achieved-rate estimate
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -99,10 +102,11 @@ class EndpointLimiter:
         return waited
 
     def achieved_rate(self) -> float | None:
-        """Sends per second over the recent window, if there is one."""
-        if len(self._recent) < 2 or self._recent[-1] <= self._recent[0]:
+        """Sends per second over the last ``WINDOW_S`` seconds, if there were at least two."""
+        recent = [sent for sent in self._recent if sent >= time.monotonic() - WINDOW_S]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
             return None
-        return (len(self._recent) - 1) / (self._recent[-1] - self._recent[0])
+        return (len(recent) - 1) / (recent[-1] - recent[0])
 
     def pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
@@ -111,7 +115,8 @@ class EndpointLimiter:
         """A 429: pause the endpoint and halve its rate."""
         self.pause(DEFAULT_PAUSE_S if wait is None else wait)
         current = self.rate if self.rate is not None else self.achieved_rate()
-        self.rate = max(MIN_RATE, (current or 2 * MIN_RATE) / 2)
+        if current is not None:
+            self.rate = max(MIN_RATE, current / 2)
         self._next_slot = self.paused_until
 
     def on_success(self, headers: Mapping[str, str]) -> None:
@@ -119,6 +124,6 @@ class EndpointLimiter:
         if (wait := exhausted_for(headers)) is not None:
             self.pause(wait)
         if self.rate is not None and (self.ceiling is None or self.rate < self.ceiling):
-            self.rate += INCREASE_PER_SUCCESS
+            self.rate += max(INCREASE_PER_SUCCESS, self.rate * RECOVERY_SHARE)
             if self.ceiling is not None:
                 self.rate = min(self.rate, self.ceiling)

@@ -19,6 +19,7 @@ from replay.completion import completion_fields, parse_completion
 from replay.drops import DropFilter, read_rows, scan_partitions
 from replay.plan import ORIGINAL, Arm, PlanSettings, arm_endpoint, arm_model, build_plan, sha256_text
 from replay.progress import LiveProgress
+from replay.proxy.records import REQUEST_KIND
 from replay.run_options import (
     InputError,
     Price,
@@ -66,6 +67,13 @@ def select_rows(options: RunOptions) -> tuple[pl.DataFrame, DropFilter]:
         raise InputError(f"--drops {options.drops}: cannot read it ({exc}); check the URL and credentials") from None
     if rows.is_empty():
         raise InputError(f"--variant {options.variant}: no row of the chosen partitions has this variant id or label")
+    other = rows.filter(pl.col("request_kind") != REQUEST_KIND)
+    if other.height:
+        kinds = ", ".join(sorted(set(other["request_kind"])))
+        _say(f"skipping {other.height} row(s) of request kind(s) {kinds}: only {REQUEST_KIND} is replayed")
+        rows = rows.filter(pl.col("request_kind") == REQUEST_KIND)
+    if rows.is_empty():
+        raise InputError(f"--drops {options.drops}: no {REQUEST_KIND} row to replay among the chosen rows")
     return rows, wanted
 
 

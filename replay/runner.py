@@ -29,6 +29,8 @@ from replay.plan import Endpoint, request_bytes
 from replay.ratelimit import EndpointLimiter, backoff_delay, retry_after
 from replay.store import ResultsWriter
 
+READ_BUFFER_BYTES = 1 << 20  # an event-stream line may be long (a whole tool call's arguments)
+
 
 @dataclass(frozen=True)
 class Call:
@@ -186,7 +188,7 @@ class Runner:
         connector = aiohttp.TCPConnector(limit=self.settings.concurrency, limit_per_host=0, ttl_dns_cache=300)
         shared = iter(calls)
         loop = asyncio.get_running_loop()
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=True) as session:
+        async with aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFFER_BYTES) as session:
             workers = [asyncio.create_task(self._worker(session, shared)) for _ in range(self.settings.concurrency)]
             handles_signal = threading.current_thread() is threading.main_thread()
             if handles_signal:

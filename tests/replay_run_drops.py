@@ -39,7 +39,7 @@ def drop_row(session: str, turn: int, variant: str, dt: str, prompt: str | None 
         "subject_hash": f"subj-{session}",
         "allocation_subject": "user",
         "created_at": datetime.fromisoformat(dt).replace(tzinfo=UTC) + timedelta(minutes=turn),
-        "request_kind": "chat",
+        "request_kind": "chat_completions",
         "request_body": orjson.dumps(body).decode(),
         "response_body": orjson.dumps(response).decode(),
         "status_code": 200,

@@ -3,7 +3,8 @@
 It counts attempts and answered calls per SHA-256 of the exact request bytes (what the runner
 records as ``request_hash``), and can be told to fail: ``fail[marker] = [(status, headers), ...]``
 answers those statuses to the first attempts of any request whose last user message contains
-``marker``; ``broken`` markers fail every time with 500 until removed.
+``marker``; ``broken`` markers fail every time with 500 until removed; ``stall[marker] = n`` makes
+the first ``n`` attempts of such requests wait ``stall_seconds`` before answering.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class CountingStub:
         self.headers: list[dict[str, str]] = []
         self.fail: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.broken: set[str] = set()
+        self.stall: dict[str, int] = {}
+        self.arrivals: list[tuple[float, int]] = []  # (monotonic time, status answered) per attempt
+        self.stall_seconds = 2.0
         self.lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -55,6 +59,11 @@ class CountingStub:
             self.bodies[digest] = raw
             self.headers.append(dict(request.headers))
             failure = self._failure(prompt, digest)
+            stalled = any(marker in prompt and self.attempts[digest] <= n for marker, n in self.stall.items())
+        if stalled:
+            await asyncio.sleep(self.stall_seconds)
+        with self.lock:
+            self.arrivals.append((time.monotonic(), failure[0] if failure else 200))
         if failure:
             status, headers = failure
             return web.Response(status=status, headers=headers, body=b'{"error": {"message": "stub failure"}}')

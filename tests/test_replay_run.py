@@ -143,6 +143,39 @@ def test_429_with_retry_after_and_5xx_are_retried_counted_and_latency_excludes_t
     assert sum(stub.attempts.values()) == 3 + 3
 
 
+def test_a_429_pauses_the_whole_endpoint_for_its_retry_after(tmp_path: Path) -> None:
+    stub = CountingStub(latency_ms=20).start()
+    stub.fail["s1 turn 2"] = [(429, {"Retry-After": "0.6"})]
+    try:
+        url = str(tmp_path / "drops")
+        write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 12)}))
+        out = str(tmp_path / "out")
+        code, _, _ = replay("--drops", url, "--out", out, "--concurrency", "4", "--candidates", f"c={stub.base_url}")
+    finally:
+        stub.stop()
+    assert code == 0
+    limited = next(at for at, status in stub.arrivals if status == 429)
+    later = [at - limited for at, _ in stub.arrivals if at > limited]
+    # calls already in flight may land just after the 429; then nothing until the pause ends
+    assert later and not [gap for gap in later if 0.2 < gap < 0.55]
+    assert max(later) >= 0.55
+
+
+def test_a_timeout_is_retried_and_counted(tmp_path: Path) -> None:
+    stub = CountingStub().start()
+    stub.stall["turn 0"], stub.stall_seconds = 1, 0.6
+    try:
+        url = str(tmp_path / "drops")
+        write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 2)}))
+        out = str(tmp_path / "out")
+        code, stdout, _ = replay("--drops", url, "--out", out, "--timeout", "0.3", "--candidates", f"c={stub.base_url}")
+    finally:
+        stub.stop()
+    assert code == 0 and "retries this run: timeout 1" in stdout
+    attempts = dict(load_results(out).results.filter(pl.col("arm") == "c").select("row_id", "attempts").iter_rows())
+    assert attempts == {"req-s1-0": 2, "req-s1-1": 1}
+
+
 def test_a_final_failure_is_an_error_not_a_result_and_retry_errors_redoes_only_failures(tmp_path: Path) -> None:
     stub = CountingStub().start()
     stub.broken.add("turn 1")
@@ -191,7 +224,9 @@ def test_an_original_logged_as_failed_is_an_error_of_the_original_arm(stub: Coun
 def test_only_complete_partitions_and_the_filters_are_read(stub: CountingStub, tmp_path: Path) -> None:
     url = str(tmp_path / "drops")
     write_partition(url, DAY1, session_rows(DAY1, SESSIONS))
-    write_partition(url, DAY2, session_rows(DAY2, {"s8": ("ctl", 2)}))
+    write_partition(
+        url, DAY2, [*session_rows(DAY2, {"s8": ("ctl", 2)}), drop_row("e1", 0, "ctl", DAY2, request_kind="x")]
+    )
     write_partition(url, "2026-11-04", session_rows("2026-11-04", {"s7": ("ctl", 2)}), success=False)
     write_partition(url, DAY1, session_rows(DAY1, {"b1": ("ctl", 2)}), partner="beta")
     out = str(tmp_path / "out")
@@ -200,6 +235,7 @@ def test_only_complete_partitions_and_the_filters_are_read(stub: CountingStub, t
         "--variant", "control", "--candidates", f"c={stub.base_url}",
     )  # fmt: skip
     assert code == 0 and "skipping 1 partition(s) without _SUCCESS" in stderr
+    assert "skipping 1 row(s) of request kind(s) x: only chat_completions is replayed" in stderr
     rows = load_results(out).rows
     assert sorted(set(rows["session_id"])) == ["s1", "s3", "s8"]
     assert set(rows["variant_label"]) == {"control"} and set(rows["partner_id"]) == {"acme"}

@@ -101,6 +101,22 @@ def test_a_429_pauses_the_endpoint_and_halves_its_rate_then_successes_add_back()
     assert halved == 20.0 and paused >= 0.19 and recovered == 40.0  # never above the initial --rate
 
 
+def test_a_429_without_a_rate_estimate_only_pauses_and_with_one_halves_the_achieved_rate() -> None:
+    async def scenario() -> tuple[float | None, float | None]:
+        limiter = EndpointLimiter()
+        await limiter.acquire()
+        limiter.on_rate_limited(0.0)
+        first = limiter.rate
+        for _ in range(20):
+            await limiter.acquire()
+            await asyncio.sleep(0.01)
+        limiter.on_rate_limited(0.0)
+        return first, limiter.rate
+
+    first, halved = asyncio.run(scenario())
+    assert first is None and halved is not None and 25 < halved < 55  # about 100/s achieved, halved
+
+
 def test_a_rate_spaces_calls() -> None:
     async def scenario() -> float:
         limiter = EndpointLimiter(rate=50.0)
