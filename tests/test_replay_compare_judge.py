@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from replay.compare.judge import JudgeSettings, cohens_kappa, parse_verdict, run_judge
 from replay.compare.metrics import call_metrics
 from replay.compare.summary import summarize
 from replay.proxy.server import ServerThread
-from tests.replay_frames import build
+from tests.replay_frames import build, write_results_dir
 
 
 class StubJudge:
@@ -127,3 +131,17 @@ def test_verdict_parsing_and_kappa_edge_cases():
     assert cohens_kappa(["up", "down"], ["up", "down"]) == 1.0
     assert cohens_kappa(["up", "up"], ["up", "up"]) is None  # chance agreement is 1: undefined
     assert cohens_kappa([], []) is None
+
+
+def test_the_report_command_runs_the_judge_and_shows_it(tmp_path):
+    results = write_results_dir(judged_frames(), tmp_path / "results")
+    out = tmp_path / "report.html"
+    with ServerThread(StubJudge().app()) as server:
+        args = ["--results", str(results), "--out", str(out), "--judge", f"{server.url}/v1", "--judge-model", "j-1"]
+        result = CliRunner().invoke(app, ["replay", "report", *args])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["judge"]["candidates"]["cand"]["wins"] == 5 and summary["judge"]["human_kappa"] == pytest.approx(
+        50 / 61
+    )
+    assert "Pairwise judge" in out.read_text() and "Cohen's kappa" in (tmp_path / "summary.md").read_text()
