@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from replay.store import ResultsWriter, write_run
+from replay.store import ReplayResults, ResultsWriter, write_run
 
 ROW_DEFAULTS: dict[str, Any] = {
     "session_id": None,
@@ -65,18 +64,6 @@ CALL_SCHEMA = {
 }
 
 
-@dataclass
-class Frames:
-    """A results directory's contents in memory, shaped like ``replay.store.load_results``."""
-
-    run: dict[str, Any]
-    rows: pl.DataFrame
-    plan: pl.DataFrame
-    results: pl.DataFrame
-    errors: pl.DataFrame
-    missing: pl.DataFrame = field(default_factory=pl.DataFrame)
-
-
 def key(row_id: str, arm: str, sample: int) -> str:
     """A stable key for one call (the runner's key also hashes the request and config)."""
     return hashlib.sha256(f"{row_id}|{arm}|{sample}".encode()).hexdigest()[:16]
@@ -98,23 +85,25 @@ def build(
     calls: list[dict[str, Any]],
     errors: list[dict[str, Any]] | None = None,
     missing: list[dict[str, Any]] | None = None,
-) -> Frames:
-    """Frames from rows (``row_id`` plus any ROW_DEFAULTS overrides), result calls, error calls and keys
-    planned but never finished (``{"row_id", "arm", "sample"}``)."""
+) -> ReplayResults:
+    """What ``load_results`` returns, from rows (``row_id`` plus any ROW_DEFAULTS overrides), result calls, error
+    calls and keys planned but never finished (``{"row_id", "arm", "sample"}``)."""
     row_frame = pl.DataFrame([{**ROW_DEFAULTS, **row} for row in rows], infer_schema_length=None).with_columns(
         pl.col("feedback_rating").cast(pl.String), pl.col("session_id").cast(pl.String)
     )
     results = call_frame(calls)
     error_frame = call_frame([{**call, "status_code": 500, "error": "boom"} for call in errors or []])
-    missing_rows = [{**m, "key": key(m["row_id"], m["arm"], m.get("sample", 0))} for m in missing or []]
-    missing_frame = pl.DataFrame(missing_rows, schema={"row_id": pl.String, "arm": pl.String, "key": pl.String})
+    unfinished = [{**m, "key": key(m["row_id"], m["arm"], m.get("sample", 0))} for m in missing or []]
+    unfinished_frame = pl.DataFrame(unfinished, schema={"row_id": pl.String, "arm": pl.String, "key": pl.String})
     plan = pl.concat(
-        [f.select("key", "row_id", "arm") for f in (results, error_frame, missing_frame) if f.height]
-    ).unique("key")
-    return Frames({"samples": 1}, row_frame, plan, results, error_frame, missing_frame)
+        [f.select("key", "row_id", "arm") for f in (results, error_frame, unfinished_frame) if f.height]
+    ).unique("key", maintain_order=True)
+    # As load_results: missing is every planned key without a result, final errors included.
+    missing_frame = plan.join(results.select("key"), on="key", how="anti")
+    return ReplayResults({"samples": 1}, row_frame, plan, results, error_frame, missing_frame)
 
 
-def write_results_dir(frames: Frames, out: Path) -> Path:
+def write_results_dir(frames: ReplayResults, out: Path) -> Path:
     """Write ``frames`` as a results directory with the runner's own store (run.json, rows, plan, results/, errors/)."""
     plan = frames.plan.join(
         pl.concat([f.select("key", "sample") for f in (frames.results, frames.errors) if f.height]).unique("key"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 
@@ -18,6 +18,7 @@ from replay.compare.metrics import (
 )
 from replay.compare.slices import feedback_effects, slice_table
 from replay.compare.stats import CI_METHOD, clustered_mean, holm, paired_difference
+from replay.store import ReplayResults
 
 SUMMARY_SCHEMA_VERSION = 1
 CDF_POINTS = 101
@@ -42,18 +43,7 @@ LEVEL_FIGURES = (
 )
 
 
-class ResultsLike(Protocol):
-    """What ``replay.store.load_results`` returns (see the results-directory interface)."""
-
-    run: dict[str, Any]
-    rows: pl.DataFrame
-    plan: pl.DataFrame
-    results: pl.DataFrame
-    errors: pl.DataFrame
-    missing: pl.DataFrame
-
-
-def summarize(data: ResultsLike, baseline: str = ORIGINAL_ARM, judge: dict[str, Any] | None = None) -> dict[str, Any]:
+def summarize(data: ReplayResults, baseline: str = ORIGINAL_ARM, judge: dict[str, Any] | None = None) -> dict[str, Any]:
     """The comparison of every arm against ``baseline``: coverage, levels, paired differences, agreement,
     slices, distributions and the worst regressions. ``judge`` is ``replay.compare.judge``'s outcome.
 
@@ -112,7 +102,7 @@ def _arm_column(rows: pl.DataFrame, arm: str, metric: str) -> tuple[pl.Series, p
     return part[metric], part["cluster"]
 
 
-def coverage(data: ResultsLike, calls: pl.DataFrame, arms: list[str]) -> dict[str, dict[str, int]]:
+def coverage(data: ReplayResults, calls: pl.DataFrame, arms: list[str]) -> dict[str, dict[str, int]]:
     """Per arm: planned calls, results, final errors and planned calls with neither (missing)."""
 
     def counts(frame: pl.DataFrame) -> dict[str, int]:
