@@ -63,10 +63,11 @@ def test_json_validity_is_measured_only_where_the_request_asked_for_json():
             {"row_id": "asked", "arm": "m", "output_text": "Sure! Here is the JSON: {ok}"},
             {"row_id": "free", "arm": "m", "output_text": "plain words"},
         ],
+        errors=[{"row_id": "asked", "arm": "failed"}],
     )
     calls, _ = calls_and_agreement(frames)
     valid = {(r["row_id"], r["arm"]): r["json_valid"] for r in calls.to_dicts()}
-    assert valid == {("asked", "m"): False, ("asked", "original"): True, ("free", "m"): None}
+    assert valid == {("asked", "m"): False, ("asked", "original"): True, ("free", "m"): None, ("asked", "failed"): None}
 
 
 def test_a_final_error_is_an_error_without_latency_unless_a_later_result_superseded_it():

@@ -87,7 +87,7 @@ def call_metrics(rows: pl.DataFrame, results: pl.DataFrame, errors: pl.DataFrame
     )
     asked = rows.select("row_id", "response_format_json")
     calls = calls.join(asked, on="row_id", how="left").with_columns(
-        pl.when(pl.col("response_format_json"))
+        pl.when(pl.col("response_format_json") & ~pl.col("error"))
         .then(pl.col("output_text").map_elements(is_json, return_dtype=pl.Boolean, skip_nulls=False))
         .otherwise(None)
         .alias("json_valid")
