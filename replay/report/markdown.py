@@ -49,7 +49,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if judge:
         parts += [
             "## Pairwise judge",
-            f"Judge `{judge['model']}`: position-bias rate {judge['position_bias_rate']:.3f}; agreement with "
+            f"Judge `{judge['model']}`: position-bias rate {_maybe(judge['position_bias_rate'])}; agreement with "
             f"human ratings {_maybe(judge['human_agreement'])} (Cohen's kappa {_maybe(judge['human_kappa'])}, "
             f"{judge['human_rated_pairs']} rated pairs).",
         ]
