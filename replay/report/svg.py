@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -25,10 +26,14 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """At least ``count`` - 1 round tick values (steps of 1, 2 or 5 x 10^k) inside [low, high]."""
     if high <= low:
         return [low]
-    step = (high - low) / (count - 1)
-    return [low + i * step for i in range(count)]
+    raw = (high - low) / (count - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = max(m * magnitude for m in (1, 2, 5) if m * magnitude <= raw)
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 12) for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
 def _padded(low: float, high: float, keep_sign: bool = True) -> tuple[float, float]:
