@@ -219,14 +219,14 @@ def main() -> int:
         print(
             f"{level:>5} {ideal:>8.0f} | {cell(ours, ideal):>40} | {cell(plain, ideal):>28} | {cell(theirs, ideal):>28}"
         )
-    for level, ideal, ours, _, theirs in rows:
+    for level, ideal, ours, plain, theirs in rows:
         versus = "" if isinstance(theirs, str) else (
             f"; {theirs.cpu_ms / ours.cpu_ms:.1f}x less CPU and {ours.rate / theirs.rate:.1f}x the rate of inspect-ai"
         )  # fmt: skip
         verdict = "meets" if ours.rate >= GOAL * ideal else "misses"
         print(
             f"concurrency {level}: runner at {ours.rate / ideal:.0%} of ideal ({verdict} the {GOAL:.0%} goal; "
-            f"stub process {stub_busy[level]:.0%} busy){versus}"
+            f"stub process {stub_busy[level]:.0%} busy; {ours.rate / plain.rate:.2f}x the plain loop's rate){versus}"
         )
     for _, _, _, _, theirs in rows[:1]:
         if isinstance(theirs, str):
