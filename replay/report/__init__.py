@@ -28,7 +28,7 @@ def write_report(summary: dict[str, Any], html_path: str | Path) -> ReportFiles:
     html = Path(html_path)
     html.parent.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(html, html.parent / SUMMARY_JSON, html.parent / SUMMARY_MARKDOWN)
-    files.summary.write_text(json.dumps(summary, indent=2, default=str, allow_nan=False))
+    files.summary.write_text(json.dumps(summary, indent=2, allow_nan=False))
     files.markdown.write_text(render_markdown(summary))
     html.write_text(render_html(summary))
     return files
