@@ -26,6 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP) lint $(DAGSTER_HOME)/dagster.yaml
+	# The replay report test renders the HTML in headless Chromium (Debian's package).
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/pytest -q
 
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

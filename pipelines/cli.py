@@ -29,15 +29,6 @@ app.add_typer(consent_app, name="consent")
 DEFAULT_LANDING = "var/landing"
 
 
-def _not_built(command: str) -> None:
-    typer.echo(
-        f"tracedrop {command}: not built yet in this version; nothing was run. "
-        "See the project's open issues for its status.",
-        err=True,
-    )
-    raise typer.Exit(2)
-
-
 @app.command()
 def synth(
     out: Annotated[
@@ -105,28 +96,106 @@ def redact(
 
 @replay_app.command("run")
 def replay_run(
-    drops: Annotated[str, typer.Option(help="Drop URL (a partner destination).")],
-    candidates: Annotated[str, typer.Option(help="Comma-separated candidate model ids.")],
-    out: Annotated[str, typer.Option(help="Results directory.")],
-    partner: Annotated[str | None, typer.Option()] = None,
-    experiment: Annotated[str | None, typer.Option()] = None,
-    proxy: Annotated[str | None, typer.Option(help="Proxy base URL.")] = None,
-    sample: Annotated[int | None, typer.Option()] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    concurrency: Annotated[int, typer.Option()] = 8,
+    drops: Annotated[str, typer.Option(help="Drop URL (a partner destination: local path, file:// or s3://).")],
+    candidates: Annotated[
+        str, typer.Option(help="Comma-separated candidates: NAME (routed by --proxy) or NAME=BASE_URL[@KEY_ENV].")
+    ],
+    out: Annotated[str, typer.Option(help="Results directory; re-running the same command resumes.")],
+    partner: Annotated[str | None, typer.Option(help="Only this partner's partitions.")] = None,
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment's partitions.")] = None,
+    variant: Annotated[str | None, typer.Option(help="Only these variant ids or labels (comma-separated).")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD.")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD.")] = None,
+    proxy: Annotated[
+        str | None, typer.Option(help="Base URL of the bundled proxy, e.g. http://127.0.0.1:8787/v1.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key (proxy and direct endpoints).")
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option(help="Replay about N rows: stratified by variant, whole sessions.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the row sample and the retry jitter.")] = 0,
+    samples: Annotated[int, typer.Option(help="Calls per (row, candidate): K distinct calls.")] = 1,
+    aa: Annotated[bool, typer.Option("--aa", help="Add the arm 'aa': each row's original checkpoint again.")] = False,
+    aa_route: Annotated[
+        list[str] | None, typer.Option(help="CHECKPOINT=BASE_URL[@KEY_ENV] for the aa arm (default: --proxy).")
+    ] = None,
+    stream: Annotated[
+        bool | None, typer.Option("--stream/--no-stream", help="Set 'stream' in every call (default: as logged).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Calls in flight at once.")] = 8,
+    rate: Annotated[float | None, typer.Option(help="Initial (and maximum) requests/s per endpoint.")] = None,
+    max_retries: Annotated[int, typer.Option(help="Retries of a call on 429, 5xx, timeouts.")] = 5,
+    timeout: Annotated[float, typer.Option(help="Seconds per attempt.")] = 120.0,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Redo the calls that failed before.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and estimates; call nothing.")] = False,
+    price_table: Annotated[
+        str | None, typer.Option(help="YAML: model -> {input, output} USD per 1M tokens, for --dry-run.")
+    ] = None,
 ) -> None:
     """Replay exported prompts against each candidate; re-running resumes."""
-    _not_built("replay run")
+    from replay.run_cli import replay_run_command
+    from replay.run_options import RunOptions
+
+    options = RunOptions(
+        drops=drops,
+        candidates=candidates,
+        out=out,
+        partner=partner,
+        experiment=experiment,
+        variant=variant,
+        date_from=date_from,
+        date_to=date_to,
+        proxy=proxy,
+        api_key_env=api_key_env,
+        sample=sample,
+        seed=seed,
+        samples=samples,
+        aa=aa,
+        aa_routes=list(aa_route or []),
+        stream=stream,
+        concurrency=concurrency,
+        rate=rate,
+        max_retries=max_retries,
+        timeout=timeout,
+        retry_errors=retry_errors,
+        dry_run=dry_run,
+        price_table=price_table,
+    )
+    raise typer.Exit(replay_run_command(options))
 
 
 @replay_app.command("report")
 def replay_report(
     results: Annotated[str, typer.Option(help="Results directory of a replay run.")],
-    out: Annotated[str, typer.Option(help="HTML report to write.")],
+    out: Annotated[str, typer.Option(help="HTML report to write; summary.json and summary.md go beside it.")],
     baseline: Annotated[str, typer.Option(help="'original' or a candidate model id.")] = "original",
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="METRIC<THRESHOLD or METRIC>THRESHOLD, e.g. similarity<0.8; exit 1 when any candidate crosses it."
+        ),
+    ] = None,
+    judge: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible pairwise judge.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model name the judge endpoint serves.")] = None,
+    judge_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the judge's API key.")] = None,
+    judge_max_pairs: Annotated[int | None, typer.Option(help="Judge at most N rows per candidate.")] = None,
 ) -> None:
     """Write the comparison report (tables, plots, confidence intervals)."""
-    _not_built("replay report")
+    from replay.report_cli import ReportOptions, replay_report_command
+
+    options = ReportOptions(
+        results=results,
+        out=out,
+        baseline=baseline,
+        fail_on=list(fail_on or []),
+        judge=judge,
+        judge_model=judge_model,
+        judge_key_env=judge_key_env,
+        judge_max_pairs=judge_max_pairs,
+    )
+    raise typer.Exit(replay_report_command(options))
 
 
 @consent_app.command("apply")

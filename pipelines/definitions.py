@@ -8,6 +8,7 @@ from pipelines.assets import export_decisions, landing_ingest, partner_drops, st
 from pipelines.checks import staged_drop_checks
 from pipelines.consent_assets import consent_applied, consent_job
 from pipelines.jobs import export_job
+from pipelines.replay_assets import REPLAY_ASSETS, REPLAY_CHECKS, ReplayResource, replay_job
 from pipelines.resources import TracedropResource
 from pipelines.schedules import daily_export
 from pipelines.sensors import consent_opt_outs, late_landing_files
@@ -16,10 +17,10 @@ EXPORT_ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops]
 EXPORT_CHECKS = [staged_drop_checks]
 
 defs = dg.Definitions(
-    assets=[*EXPORT_ASSETS, consent_applied],
-    asset_checks=EXPORT_CHECKS,
-    jobs=[export_job, consent_job],
+    assets=[*EXPORT_ASSETS, consent_applied, *REPLAY_ASSETS],
+    asset_checks=[*EXPORT_CHECKS, *REPLAY_CHECKS],
+    jobs=[export_job, consent_job, replay_job],
     schedules=[daily_export],
     sensors=[late_landing_files, consent_opt_outs],
-    resources={"tracedrop": TracedropResource()},
+    resources={"tracedrop": TracedropResource(), "replay": ReplayResource()},
 )

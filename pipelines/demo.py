@@ -16,6 +16,7 @@ from pipelines.export_cli import render_summary, run_export_job
 from pipelines.landing import landing_days
 from pipelines.objectstore import open_store
 from pipelines.synth.cli import synth_command
+from replay.demo_replay import headline_table, run_demo_replay
 from replay.proxy.demo_traffic import play_demo_traffic
 from schemas.landing import USAGE
 from schemas.partners import PartnerRegistry, load_partner_registry
@@ -57,7 +58,7 @@ def drop_overview(drops: Path) -> Table:
 
 def demo_command(workdir: str) -> int:
     """Synthesise a landing zone, export every day of it, route live traffic through the proxy and export
-    that too, then show the drops."""
+    that too, show the drops, then replay a sample of them against two stub candidates and report."""
     console = Console()
     root = Path(workdir).absolute()
     root.mkdir(parents=True, exist_ok=True)
@@ -101,4 +102,10 @@ def demo_command(workdir: str) -> int:
         f'  .venv/bin/python -c "import polars as pl; {polars_read}"',
         soft_wrap=True,
     )
+    console.rule("5. replay a sample of the drops against two stub candidates through the proxy")
+    replay = run_demo_replay(root, drops)
+    if replay.report is None:
+        return replay.run_status
+    console.print(headline_table(replay.report))
+    console.print(f"Open the replay report: {replay.report.files.html}", soft_wrap=True)
     return 1 if failures else 0

@@ -60,10 +60,18 @@ def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webs
     (location,) = data["workspaceOrError"]["locationEntries"]
     assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
     assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
-    assert set(assets) == {"landing_ingest", "export_decisions", "staged_drops", "partner_drops", "consent_applied"}
+    assert set(assets) == {
+        "landing_ingest",
+        "export_decisions",
+        "staged_drops",
+        "partner_drops",
+        "consent_applied",
+        "replay_results",
+        "replay_report",
+    }
     checks = {c["name"] for c in assets["staged_drops"]["assetChecksOrError"]["checks"]}
     assert checks == set(CHECK_NAMES)
     (repository,) = data["repositoriesOrError"]["nodes"]
     assert [(s["name"], s["cronSchedule"]) for s in repository["schedules"]] == [("daily_export", "0 2 * * *")]
     assert {s["name"] for s in repository["sensors"]} == {"late_landing_files", "consent_opt_outs"}
-    assert "export_day" in {j["name"] for j in repository["jobs"]}
+    assert {"export_day", "replay"} <= {j["name"] for j in repository["jobs"]}

@@ -27,3 +27,6 @@ def test_the_demo_synthesises_exports_proxies_and_publishes(tmp_path, monkeypatc
     assert {"2026-11-01", "2026-11-02", "2026-11-03", datetime.now(UTC).date().isoformat()} <= days
     assert {partner for partner, _, _ in rows} == {"acme", "beta"}
     assert all((path.parent / "_SUCCESS").exists() for path in drops.rglob("*.parquet"))
+    # The last step replays a sample through the proxy against two stub candidates and writes the report.
+    assert (tmp_path / "replay" / "report.html").is_file() and "Open the replay report" in result.output
+    assert "demo-close" in result.output and "demo-terse" in result.output

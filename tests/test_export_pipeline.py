@@ -88,8 +88,10 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor() -> None:
         "staged_drops",
         "partner_drops",
         "consent_applied",
+        "replay_results",
+        "replay_report",
     }
-    assert {key.name for key in repository.asset_graph.asset_check_keys} == set(CHECK_NAMES)
+    assert {key.name for key in repository.asset_graph.asset_check_keys} == {*CHECK_NAMES, "replay_gates"}
     assert [s.name for s in repository.schedule_defs] == ["daily_export"]
     assert {s.name for s in repository.sensor_defs} == {"late_landing_files", "consent_opt_outs"}
 
