@@ -161,12 +161,7 @@ def original_record(row: dict[str, Any], plan_row: dict[str, Any]) -> dict[str, 
         fields = completion_fields(parse_completion(row["original_response_body"]))
     except ValueError as exc:
         return {**record, "error": f"original: {exc}"}
-    return {
-        **record,
-        **vars(fields),
-        "input_tokens": row["original_input_tokens"],
-        "output_tokens": row["original_output_tokens"],
-    }
+    return {**vars(fields), **record}  # the drop's token counts win over the body's usage
 
 
 def estimate(rows: pl.DataFrame, plan: pl.DataFrame, settings: PlanSettings, prices: dict[str, Price]) -> pl.DataFrame:
@@ -174,12 +169,9 @@ def estimate(rows: pl.DataFrame, plan: pl.DataFrame, settings: PlanSettings, pri
     called = plan.filter(pl.col("arm") != ORIGINAL).join(
         rows.select("row_id", "checkpoint", "original_input_tokens", "original_output_tokens"), on="row_id"
     )
-    models = {arm.name: arm.model for arm in settings.arms}
-    called = called.with_columns(
-        pl.struct("arm", "checkpoint")
-        .map_elements(lambda s: models[s["arm"]] or s["checkpoint"], return_dtype=pl.String)
-        .alias("model")
-    )
+    fixed = {arm.name: arm.model for arm in settings.arms if arm.model is not None}  # aa: the row's checkpoint
+    model = pl.col("arm").replace_strict(fixed, default=None, return_dtype=pl.String)
+    called = called.with_columns(pl.coalesce(model, pl.col("checkpoint")).alias("model"))
     table = {m: (p.input_per_million, p.output_per_million) for m, p in prices.items()}
     priced = called.with_columns(
         pl.col("model")
@@ -277,8 +269,8 @@ def replay_run_command(options: RunOptions) -> int:
 
 def _run(options: RunOptions) -> int:
     try:
-        rows, settings, run = resolve(options)
         prices = load_price_table(options.price_table)
+        rows, settings, run = resolve(options)
         plan = plan_or_fail(rows, settings)
     except InputError as exc:
         _say(f"{PROG}: {exc}")
