@@ -35,7 +35,7 @@ from replay.run_options import (
 )
 from replay.runner import Call, Runner, RunnerSettings
 from replay.selection import sample_rows
-from replay.store import ResultsWriter, load_results, saved_keys, write_run
+from replay.store import PLAN_FILE, ResultsLocked, ResultsWriter, exclusive, load_results, saved_keys, write_run
 
 PROG = "tracedrop replay run"
 
@@ -267,6 +267,14 @@ def replay_run_command(options: RunOptions) -> int:
         return 130
 
 
+def skipped(options: RunOptions) -> set[str]:
+    """The keys a run makes no call for: saved results, and saved errors unless ``--retry-errors``."""
+    if not open_store(options.out).exists(PLAN_FILE):
+        return set()
+    done, errored = saved_keys(options.out)
+    return done if options.retry_errors else done | errored
+
+
 def _run(options: RunOptions) -> int:
     try:
         prices = load_price_table(options.price_table)
@@ -275,12 +283,28 @@ def _run(options: RunOptions) -> int:
     except InputError as exc:
         _say(f"{PROG}: {exc}")
         return 2
-    done, errored = saved_keys(options.out) if open_store(options.out).exists("plan.parquet") else (set(), set())
-    skip = done | (set() if options.retry_errors else errored)
-    calls = pending_calls(rows, plan, settings, skip)
     if options.dry_run:
-        print_plan(rows, plan, settings, prices, len(calls))
+        print_plan(rows, plan, settings, prices, len(pending_calls(rows, plan, settings, skipped(options))))
         return 0
+    try:
+        with exclusive(options.out):  # saved keys are read under the lock: no other run adds to them
+            skip = skipped(options)
+            return _execute(options, rows, plan, settings, run, skip, pending_calls(rows, plan, settings, skip))
+    except ResultsLocked as exc:
+        _say(f"{PROG}: --out {options.out}: {exc}; wait for it to finish or give another --out")
+        return 2
+
+
+def _execute(
+    options: RunOptions,
+    rows: pl.DataFrame,
+    plan: pl.DataFrame,
+    settings: PlanSettings,
+    run: dict[str, Any],
+    skip: set[str],
+    calls: list[Call],
+) -> int:
+    """Write the run's description and the originals, make the calls, print the summary."""
     run["config_hash"] = sha256_text("".join(sorted(set(plan["config_hash"].to_list()))).encode())[:16]
     run["planned"] = dict(plan.group_by("arm", maintain_order=True).len().iter_rows())
     write_run(options.out, run, rows, plan)
