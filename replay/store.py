@@ -13,7 +13,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,6 +162,10 @@ class ResultsWriter:
         """A result, or an error when ``record["error"]`` is set; ``finished_at`` is stamped now."""
         record = {**record, "finished_at": datetime.now(UTC)}
         (self._errors if record.get("error") else self._results).append(record)
+
+    def add_all(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self.add(record)
 
     def flush(self) -> None:
         """Write what is buffered: one new file per kind (results before errors)."""
