@@ -98,7 +98,10 @@ def redact(
 def replay_run(
     drops: Annotated[str, typer.Option(help="Drop URL (a partner destination: local path, file:// or s3://).")],
     candidates: Annotated[
-        str, typer.Option(help="Comma-separated candidates: NAME (routed by --proxy) or NAME=BASE_URL[@KEY_ENV].")
+        str,
+        typer.Option(
+            help="Comma-separated candidates: NAME (routed by --proxy), NAME=BASE_URL or NAME=BASE_URL@KEY_ENV."
+        ),
     ],
     out: Annotated[str, typer.Option(help="Results directory; re-running the same command resumes.")],
     partner: Annotated[str | None, typer.Option(help="Only this partner's partitions.")] = None,
@@ -119,7 +122,8 @@ def replay_run(
     samples: Annotated[int, typer.Option(help="Calls per (row, candidate): K distinct calls.")] = 1,
     aa: Annotated[bool, typer.Option("--aa", help="Add the arm 'aa': each row's original checkpoint again.")] = False,
     aa_route: Annotated[
-        list[str] | None, typer.Option(help="CHECKPOINT=BASE_URL[@KEY_ENV] for the aa arm (default: --proxy).")
+        list[str] | None,
+        typer.Option(help="CHECKPOINT=BASE_URL or CHECKPOINT=BASE_URL@KEY_ENV for the aa arm (default: --proxy)."),
     ] = None,
     stream: Annotated[
         bool | None, typer.Option("--stream/--no-stream", help="Set 'stream' in every call (default: as logged).")

@@ -35,7 +35,7 @@ from replay.run_options import (
 )
 from replay.runner import Call, Runner, RunnerSettings
 from replay.selection import sample_rows
-from replay.store import ResultsWriter, load_results, saved_keys, write_run
+from replay.store import PLAN_FILE, ResultsLocked, ResultsWriter, exclusive, load_results, saved_keys, write_run
 
 PROG = "tracedrop replay run"
 
@@ -161,12 +161,7 @@ def original_record(row: dict[str, Any], plan_row: dict[str, Any]) -> dict[str, 
         fields = completion_fields(parse_completion(row["original_response_body"]))
     except ValueError as exc:
         return {**record, "error": f"original: {exc}"}
-    return {
-        **record,
-        **vars(fields),
-        "input_tokens": row["original_input_tokens"],
-        "output_tokens": row["original_output_tokens"],
-    }
+    return {**vars(fields), **record}  # the drop's token counts win over the body's usage
 
 
 def estimate(rows: pl.DataFrame, plan: pl.DataFrame, settings: PlanSettings, prices: dict[str, Price]) -> pl.DataFrame:
@@ -174,12 +169,9 @@ def estimate(rows: pl.DataFrame, plan: pl.DataFrame, settings: PlanSettings, pri
     called = plan.filter(pl.col("arm") != ORIGINAL).join(
         rows.select("row_id", "checkpoint", "original_input_tokens", "original_output_tokens"), on="row_id"
     )
-    models = {arm.name: arm.model for arm in settings.arms}
-    called = called.with_columns(
-        pl.struct("arm", "checkpoint")
-        .map_elements(lambda s: models[s["arm"]] or s["checkpoint"], return_dtype=pl.String)
-        .alias("model")
-    )
+    fixed = {arm.name: arm.model for arm in settings.arms if arm.model is not None}  # aa: the row's checkpoint
+    model = pl.col("arm").replace_strict(fixed, default=None, return_dtype=pl.String)
+    called = called.with_columns(pl.coalesce(model, pl.col("checkpoint")).alias("model"))
     table = {m: (p.input_per_million, p.output_per_million) for m, p in prices.items()}
     priced = called.with_columns(
         pl.col("model")
@@ -275,20 +267,44 @@ def replay_run_command(options: RunOptions) -> int:
         return 130
 
 
+def skipped(options: RunOptions) -> set[str]:
+    """The keys a run makes no call for: saved results, and saved errors unless ``--retry-errors``."""
+    if not open_store(options.out).exists(PLAN_FILE):
+        return set()
+    done, errored = saved_keys(options.out)
+    return done if options.retry_errors else done | errored
+
+
 def _run(options: RunOptions) -> int:
     try:
-        rows, settings, run = resolve(options)
         prices = load_price_table(options.price_table)
+        rows, settings, run = resolve(options)
         plan = plan_or_fail(rows, settings)
     except InputError as exc:
         _say(f"{PROG}: {exc}")
         return 2
-    done, errored = saved_keys(options.out) if open_store(options.out).exists("plan.parquet") else (set(), set())
-    skip = done | (set() if options.retry_errors else errored)
-    calls = pending_calls(rows, plan, settings, skip)
     if options.dry_run:
-        print_plan(rows, plan, settings, prices, len(calls))
+        print_plan(rows, plan, settings, prices, len(pending_calls(rows, plan, settings, skipped(options))))
         return 0
+    try:
+        with exclusive(options.out):  # saved keys are read under the lock: no other run adds to them
+            skip = skipped(options)
+            return _execute(options, rows, plan, settings, run, skip, pending_calls(rows, plan, settings, skip))
+    except ResultsLocked as exc:
+        _say(f"{PROG}: --out {options.out}: {exc}; wait for it to finish or give another --out")
+        return 2
+
+
+def _execute(
+    options: RunOptions,
+    rows: pl.DataFrame,
+    plan: pl.DataFrame,
+    settings: PlanSettings,
+    run: dict[str, Any],
+    skip: set[str],
+    calls: list[Call],
+) -> int:
+    """Write the run's description and the originals, make the calls, print the summary."""
     run["config_hash"] = sha256_text("".join(sorted(set(plan["config_hash"].to_list()))).encode())[:16]
     run["planned"] = dict(plan.group_by("arm", maintain_order=True).len().iter_rows())
     write_run(options.out, run, rows, plan)

@@ -7,11 +7,13 @@ difference between the plan's keys and the keys saved here.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ ROWS_FILE = "rows.parquet"
 PLAN_FILE = "plan.parquet"
 RESULTS_DIR = "results"
 ERRORS_DIR = "errors"
+LOCK_FILE = ".lock"
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -91,6 +94,31 @@ def saved_keys(out: str | Path) -> tuple[set[str], set[str]]:
     done = set(_frame(store, RESULTS_DIR, RESULT_SCHEMA, ["key"])["key"].to_list())
     errors = _frame(store, ERRORS_DIR, ERROR_SCHEMA, ["key"])["key"].to_list()
     return done, set(errors) - done
+
+
+class ResultsLocked(RuntimeError):
+    """Another process is writing to the results directory."""
+
+
+@contextlib.contextmanager
+def exclusive(out: str | Path) -> Iterator[None]:
+    """Hold the results directory for one run at a time (local directories: an flock the OS drops when the
+    process dies, even by SIGKILL; S3 directories are not locked)."""
+    if "://" in str(out) and not str(out).startswith("file://"):
+        yield
+        return
+    folder = Path(str(out).removeprefix("file://"))
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOCK_FILE).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise ResultsLocked(f"another replay run (pid {handle.read().strip() or '?'}) is writing there") from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
 
 
 def write_run(out: str | Path, run: dict[str, Any], rows: pl.DataFrame, plan: pl.DataFrame) -> None:

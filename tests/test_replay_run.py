@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pipelines.cli import app
 from replay.plan import ORIGINAL
 from replay.proxy.app import ProxySettings, create_app
 from replay.proxy.server import ServerThread
-from replay.store import load_results
+from replay.store import exclusive, load_results
 from tests.replay_run_drops import drop_row, session_rows, write_partition
 from tests.replay_run_stub import CountingStub
 
@@ -209,6 +210,29 @@ def test_rerunning_a_finished_run_makes_no_call(drops: str, stub: CountingStub, 
     calls = sum(stub.attempts.values())
     code, _, stderr = replay(*args)
     assert code == 0 and sum(stub.attempts.values()) == calls and "0 call(s) to make" in stderr
+
+
+def test_a_second_run_on_the_same_results_directory_is_refused(drops: str, stub: CountingStub, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with exclusive(out):
+        code, stdout, stderr = replay("--drops", drops, "--out", str(out), "--candidates", f"c={stub.base_url}")
+    assert code == 2 and not stub.attempts and not stdout
+    assert f"--out {out}: another replay run (pid {os.getpid()}) is writing there" in stderr
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_a_rate_spaces_the_calls_to_an_endpoint(tmp_path: Path) -> None:
+    stub = CountingStub().start()
+    try:
+        url = str(tmp_path / "drops")
+        write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 6)}))
+        args = ("--drops", url, "--out", str(tmp_path / "out"), "--concurrency", "1", "--rate", "20")
+        assert replay(*args, "--candidates", f"c={stub.base_url}")[0] == 0
+    finally:
+        stub.stop()
+    arrivals = sorted(at for at, _ in stub.arrivals)
+    # 20/s: 50 ms apart (from the second call on: the first one's connection set-up only delays it)
+    assert len(arrivals) == 6 and arrivals[-1] - arrivals[1] >= 4 * 0.05 * 0.9
 
 
 def test_an_original_logged_as_failed_is_an_error_of_the_original_arm(stub: CountingStub, tmp_path: Path) -> None:
