@@ -16,14 +16,24 @@ from pipelines.resources import TracedropResource
 GROUP = "export"
 
 
+PATH_FIGURES = ("run_area",)
+
+
 def as_metadata(figures: dict[str, Any]) -> dict[str, Any]:
-    """Dagster metadata from step figures: numbers and strings as they are, the rest as JSON."""
+    """Typed Dagster metadata from step figures: counts and bytes as ints, durations as floats, locations as
+    paths, text as text, and tables of counts or lists as JSON (the UI renders each by its type)."""
     out: dict[str, Any] = {}
     for name, value in figures.items():
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            out[name] = dg.MetadataValue.json(value)
+        if isinstance(value, bool):
+            out[name] = dg.MetadataValue.bool(value)
+        elif isinstance(value, int):
+            out[name] = dg.MetadataValue.int(value)
+        elif isinstance(value, float):
+            out[name] = dg.MetadataValue.float(value)
+        elif isinstance(value, str):
+            out[name] = dg.MetadataValue.path(value) if name in PATH_FIGURES else dg.MetadataValue.text(value)
         else:
-            out[name] = value
+            out[name] = dg.MetadataValue.json(value)
     return out
 
 

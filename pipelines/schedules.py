@@ -18,7 +18,12 @@ def days_to_run(scheduled_date: str, rerun_days: int) -> list[str]:
     return [(yesterday - timedelta(days=n)).isoformat() for n in range(rerun_days, -1, -1)]
 
 
-@dg.schedule(cron_schedule="0 2 * * *", job=export_job, execution_timezone="UTC")
+@dg.schedule(
+    cron_schedule="0 2 * * *",
+    job=export_job,
+    execution_timezone="UTC",
+    description="At 02:00 UTC: exports yesterday and re-exports the TRACEDROP_RERUN_DAYS days before it (default 2).",
+)
 def daily_export(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     """At 02:00 UTC: export yesterday and re-export the last ``TRACEDROP_RERUN_DAYS`` days (default 2)."""
     rerun_days = int(os.environ.get(RERUN_DAYS_ENV, DEFAULT_RERUN_DAYS))

@@ -35,7 +35,12 @@ def _runs_tagged(context: dg.SensorEvaluationContext, tag: str, value: str) -> l
     return list(context.instance.get_runs(filters=dg.RunsFilter(tags={tag: value})))
 
 
-@dg.sensor(job=export_job, minimum_interval_seconds=300)
+@dg.sensor(
+    job=export_job,
+    minimum_interval_seconds=300,
+    description="Re-runs a recent day that still owes a partner, or whose inputs changed since it published "
+    "(late files in the day, its feedback window or its rule-7 lookback); retries a failed run up to 5 times.",
+)
 def late_landing_files(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
     """Re-run each recent day whose inputs changed since it published (late files in the day, in the feedback
     window after it, or in the rule-7 lookback days before it) or that still owes a partner its partitions."""
@@ -54,7 +59,12 @@ def late_landing_files(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRe
         yield dg.RunRequest(run_key=f"resync:{key}:{len(runs)}", partition_key=dt, tags={RESYNC_TAG: key})
 
 
-@dg.sensor(job=consent_job, minimum_interval_seconds=300)
+@dg.sensor(
+    job=consent_job,
+    minimum_interval_seconds=300,
+    description="Runs consent_apply while any published partition holds a withdrawn user's or machine's rows, "
+    "every tick until it succeeds.",
+)
 def consent_opt_outs(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
     """While any published partition holds a withdrawn subject's rows, run `consent_apply` (again each tick
     until it succeeds)."""
