@@ -159,21 +159,27 @@ def placeholder_spans(text: str, tag_types: dict[str, str]) -> list[tuple[str, i
     return spans
 
 
+def _context_pattern(context: str) -> str:
+    """A regex for redacted context in the original: literal text, each placeholder as a short gap."""
+    pieces, at = [], 0
+    for match in re.finditer(PLACEHOLDER_PATTERN, context):
+        pieces += [re.escape(context[at : match.start()]), r"[\s\S]{1,300}?"]
+        at = match.end()
+    return "".join([*pieces, re.escape(context[at:])])
+
+
 def original_span(before: str, after: str, start: int, end: int) -> tuple[int, int] | None:
-    """Where in `before` the placeholder at after[start:end] came from: its context, cut at neighbouring
-    placeholders, anchored in `before` with at most 300 characters in between (None when ambiguous)."""
-    left = after[max(0, start - _CONTEXT) : start].rsplit(">", 1)[-1]
-    right = after[end : end + 20].split("<", 1)[0]
-    if len(left) < 4 and len(right) < 4:
+    """Where in `before` the placeholder at after[start:end] came from, found by matching the redacted
+    context on both sides (placeholders in it stand for any short text); None when it is not found."""
+    left = after[max(0, start - _CONTEXT) : start]
+    left = left.split(">", 1)[1] if ">" in left and "<" not in left.split(">", 1)[0] else left  # cut placeholder
+    right = after[end : end + 30]
+    right = right.rsplit("<", 1)[0] if right.count("<") > right.count(">") else right
+    if len(left) + len(right) < 8:
         return None
-    at = before.find(left)
-    while at >= 0:
-        lo = at + len(left)
-        stop = before.find(right, lo) if right else lo
-        if 0 < stop - lo <= 300:
-            return lo, stop
-        at = before.find(left, at + 1)
-    return None
+    pattern = _context_pattern(left) + r"([\s\S]{1,300}?)" + _context_pattern(right)
+    found = re.search(pattern, before)
+    return found.span(1) if found else None
 
 
 def report_dependencies(redactor: Redactor, limit_mb: float, samples: int) -> float | None:

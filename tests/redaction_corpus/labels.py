@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote_plus
 
@@ -59,17 +60,24 @@ def _base64_decodings(text: str) -> list[str]:
     return out
 
 
-def views(text: str) -> list[str]:
-    """The text and its decoded forms, where a labelled secret may still be readable."""
+def views(text: str) -> Iterator[str]:
+    """The text and its decoded forms where a labelled secret may still be readable, cheapest first."""
     once = json_unescape(text)
-    twice = json_unescape(once)
-    plain = [text, once, twice]
-    decoded = [unquote_plus(view) for view in plain]
-    inner = [d for view in plain for d in _base64_decodings(view)]
-    return plain + decoded + inner + [d for view in inner for d in _base64_decodings(view)]
+    plain = [text, once, json_unescape(once)]
+    yield from plain
+    yield from (unquote_plus(view) for view in plain)
+    for view in plain:
+        for decoded in _base64_decodings(view):
+            yield decoded
+            yield from _base64_decodings(decoded)
 
 
 def leaked(secrets: list[str], text: str) -> list[str]:
-    """The labelled secrets still readable in `text` (in any view)."""
-    all_views = views(text)
-    return [secret for secret in secrets if any(secret in view for view in all_views)]
+    """The labelled secrets still readable in `text` (in any view), in label order."""
+    missing, found = set(secrets), set()
+    for view in views(text):
+        found |= {secret for secret in missing if secret in view}
+        missing -= found
+        if not missing:
+            break
+    return [secret for secret in secrets if secret in found]

@@ -45,10 +45,10 @@ def digest(v: Values) -> str:
 def uuid(v: Values) -> str:
     return v.pick(
         (
-            f"request_id={_uuid(v)} status=200 duration_ms={v.rng.randint(3, 900)}",
-            f'  uid: {_uuid(v)}\n  resourceVersion: "{v.digits(8)}"',
-            json.dumps({"trace_id": _uuid(v), "session_id": _uuid(v)}),
-            f"Created job {_uuid(v)}",
+            f"request_id={v.uuid4()} status=200 duration_ms={v.rng.randint(3, 900)}",
+            f'  uid: {v.uuid4()}\n  resourceVersion: "{v.digits(8)}"',
+            json.dumps({"trace_id": v.uuid4(), "session_id": v.uuid4()}),
+            f"Created job {v.uuid4()}",
         )
     )
 

@@ -221,8 +221,14 @@ def digitalocean(v: Values) -> Statement:
 def heroku(v: Values) -> Statement:
     if v.rng.random() < 0.5:
         return place(v, "HRKU-AA" + v.chars(B64URL, 58), "HEROKU_API_KEY", "api.heroku.com")
-    uuid = f"{v.chars(HEX, 8)}-{v.chars(HEX, 4)}-{v.chars(HEX, 4)}-{v.chars(HEX, 4)}-{v.chars(HEX, 12)}"
-    return f"HEROKU_API_KEY={uuid}", [uuid], "env"
+    uuid = v.uuid4()
+    syntax, text = v.pick(
+        (
+            ("env", f"HEROKU_API_KEY={uuid}"),
+            ("netrc", f"machine api.heroku.com\n  login ops@acme.example\n  password {uuid}"),
+        )
+    )
+    return text, [uuid], syntax
 
 
 def vault(v: Values) -> Statement:
@@ -444,6 +450,23 @@ def jwt(v: Values) -> Statement:
         )
     )
     return text, [token], syntax
+
+
+def token_concatenated(v: Values) -> Statement:
+    """A token split over string literals (as people do to get past scanners): both halves must go."""
+    token = v.pick((v.openai_key, v.anthropic_key, lambda: v.crc_token("ghp_"), lambda: "AIza" + v.chars(B64URL, 35)))()
+    cut = v.rng.randint(10, len(token) - 10)
+    head, tail = token[:cut], token[cut:]
+    syntax, text = v.pick(
+        (
+            ("python", f'API_KEY = "{head}" + "{tail}"'),
+            ("python", f'TOKEN = (\n    "{head}"\n    "{tail}"\n)'),
+            ("js", f"const key = '{head}' + '{tail}';"),
+            ("go", f'key := "{head}" +\n\t"{tail}"'),
+            ("shell", f'KEY="{head}""{tail}"'),
+        )
+    )
+    return text, [head, tail], syntax
 
 
 # -- private keys ------------------------------------------------------------------------------
@@ -997,6 +1020,7 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "misc-saas-token": (misc_saas, 30),
     "age-secret-key": (age_key, 10),
     "jwt": (jwt, 20),
+    "token-concatenated": (token_concatenated, 15),
     # private keys
     "private-key-pem": (private_key_pem, 20),
     "private-key-pgp": (private_key_pgp, 10),

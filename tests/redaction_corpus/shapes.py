@@ -29,9 +29,10 @@ def raw(v: Values, text: str, secrets: list[str]) -> Shaped:
 
 
 def log(v: Values, text: str, secrets: list[str]) -> Shaped:
-    """Every line behind a timestamped log prefix (one log format per sample)."""
+    """Every line behind a timestamped log prefix (one log format per sample, time moving forward)."""
     prefix = v.pick(_LOG_PREFIXES)
-    lines = [prefix.format(s=v.rng.randint(0, 59), ms=v.rng.randint(0, 999)) + line for line in text.split("\n")]
+    second, ms = v.rng.randint(0, 40), v.rng.randint(0, 900)
+    lines = [prefix.format(s=min(59, second + i // 8), ms=ms + i) + line for i, line in enumerate(text.split("\n"))]
     return "\n".join(lines), secrets
 
 

@@ -200,6 +200,12 @@ class Values:
     def telegram_bot(self) -> str:
         return f"{self.digits(10)}:AA{self.chars(B64URL, 33)}"
 
+    def uuid4(self) -> str:
+        return (
+            f"{self.chars(HEX, 8)}-{self.chars(HEX, 4)}-4{self.chars(HEX, 3)}-{self.pick('89ab')}{self.chars(HEX, 3)}-"
+            f"{self.chars(HEX, 12)}"
+        )
+
     def ipv4(self) -> str:
         first = self.pick((10, 172, 192, 34, 52, 81, 95, 141, 185, 203))
         if first == 192:
