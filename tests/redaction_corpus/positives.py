@@ -857,8 +857,11 @@ def cookie(v: Values) -> Statement:
 
 
 def byte_array_key(v: Values) -> Statement:
+    """A key as a byte-array literal; each half of the bytes is labelled, so a partial redaction misses."""
     raw = v.rng.randbytes(v.pick((16, 24, 32)))
-    body = ", ".join(f"0x{b:02X}" if v.rng.random() < 0.5 else f"0x{b:02x}" for b in raw)
+    literals = [f"0x{b:02X}" if v.rng.random() < 0.5 else f"0x{b:02x}" for b in raw]
+    body = ", ".join(literals)
+    halves = [", ".join(literals[: len(raw) // 2]), ", ".join(literals[len(raw) // 2 :])]
     syntax, text = v.pick(
         (
             ("c", f"static const uint8_t kAesKey[] = {{{body}}};"),
@@ -867,7 +870,7 @@ def byte_array_key(v: Values) -> Statement:
             ("go", f"var hmacKey = []byte{{{body}}}"),
         )
     )
-    return text, [body], syntax
+    return text, halves, syntax
 
 
 def k8s_secret_data(v: Values) -> Statement:
