@@ -6,7 +6,7 @@ decoded view (JSON-escaped once or twice, percent-encoded, base64): tests/redact
 A hard negative must come out byte-identical. detect-secrets (the `bench` extra), run over the same
 samples, is the baseline: it finds a secret when a value it reports still contains it.
 
-    .venv/bin/python bench/redaction_quality.py [--deps-mb 30] [--samples 3] [--worst 15]
+    .venv/bin/python bench/redaction_quality.py [--deps-mb 30] [--samples 3] [--worst 15] [--show-missed N]
 """
 
 import argparse
@@ -42,12 +42,21 @@ def _print(text: str) -> None:
 # -- corpus ---------------------------------------------------------------------------------------
 
 
-def corpus_recall(redactor: Redactor, positives: list[dict]) -> tuple[list[bool], float]:
-    """Whether each positive is caught, and the seconds redaction took."""
+def corpus_recall(redactor: Redactor, positives: list[dict]) -> tuple[list[list[str]], list[str], float]:
+    """The secrets still readable per positive, the redacted texts, and the seconds redaction took."""
     start = time.perf_counter()
     out = redactor.redact(pl.Series([p["text"] for p in positives], dtype=pl.String)).texts.to_list()
     seconds = time.perf_counter() - start
-    return [not leaked(p["secrets"], text) for p, text in zip(positives, out, strict=True)], seconds
+    return [leaked(p["secrets"], text) for p, text in zip(positives, out, strict=True)], out, seconds
+
+
+def report_missed(positives: list[dict], leaks: list[list[str]], outs: list[str], limit: int) -> None:
+    """The first `limit` missed positives: which secrets are still readable, and the redacted text."""
+    missed = [(p, left, out) for p, left, out in zip(positives, leaks, outs, strict=True) if left]
+    for item, left, out in missed[:limit]:
+        _print(f"\nmissed {item['id']} {item['kind']} [{item['shape']}/{item['syntax']}] still readable: {left}")
+        at = max(0, out.find(left[0]) - 150)  # around the leak when it is readable as is
+        _print(f"  redacted: {out[at : at + 400]!r}")
 
 
 def report_recall(positives: list[dict], caught: list[bool], worst: int) -> dict[str, tuple[int, int]]:
@@ -226,6 +235,7 @@ def main() -> int:
     parser.add_argument("--deps-mb", type=float, default=30.0, help="MB of dependency sources to scan (0: skip)")
     parser.add_argument("--samples", type=int, default=3, help="sample alterations shown per type / kind")
     parser.add_argument("--worst", type=int, default=15, help="how many worst kinds to list")
+    parser.add_argument("--show-missed", type=int, default=0, help="print the first N missed positives")
     parser.add_argument("--no-baseline", action="store_true", help="skip the detect-secrets baseline")
     args = parser.parse_args()
 
@@ -235,7 +245,9 @@ def main() -> int:
         f"redactor {redactor.version}: {len(positives)} positives over "
         f"{len({p['kind'] for p in positives})} kinds, {len(negatives)} hard negatives"
     )
-    caught, seconds = corpus_recall(redactor, positives)
+    leaks, outs, seconds = corpus_recall(redactor, positives)
+    caught = [not left for left in leaks]
+    report_missed(positives, leaks, outs, args.show_missed)
     by_kind = report_recall(positives, caught, args.worst)
     recall = sum(caught) / len(positives)
     _print(f"recall: {sum(caught)}/{len(positives)} = {recall:.1%} (redaction {seconds:.2f} s)")
