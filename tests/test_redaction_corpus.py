@@ -15,7 +15,7 @@ from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leak
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)
-# What the engine on `main` achieves today (763/1631 = 46.8% recall, 13/524 = 2.5% of hard negatives
+# What the engine on `main` achieves today (763/1631 = 46.8% recall, 15/584 = 2.6% of hard negatives
 # altered), rounded to leave no slack for regressions; tighten these as the engine improves.
 RECALL_FLOOR = 0.46
 NEGATIVES_ALTERED_CEILING = 0.03
