@@ -590,6 +590,17 @@ pw_cli_flag = _pw_kind(
         ("cli", "nmcli dev wifi connect Office-5G password {pw}"),
     )
 )
+pw_deploy_cli = _pw_kind(
+    (
+        ("cli", "helm upgrade --install api ./chart --set db.password={pw} --set db.user={user}"),
+        ("cli", "terraform apply -var 'db_password={pw}' -auto-approve"),
+        ("cli", "kubectl create secret generic app-db --from-literal=username={user} --from-literal=password={pw}"),
+        ("cli", "docker run -d -e POSTGRES_USER={user} -e POSTGRES_PASSWORD={pw} -p 5432:5432 postgres:16"),
+        ("cli", "ansible-playbook site.yml -e 'ansible_user={user} ansible_password={pw}'"),
+        ("cli", "az login --service-principal -u 7f3c2a1e-app -p {pw} --tenant acme.onmicrosoft.com"),
+        ("cli", "vault kv put secret/app db_password={pw}"),
+    )
+)
 pw_openssl = _pw_kind(
     (
         ("cli", "openssl pkcs12 -in cert.p12 -nodes -passin pass:{pw} -out cert.pem"),
@@ -670,6 +681,7 @@ pw_define = _pw_kind(
         ("c", '#define WIFI_PASS "{pw}"'),
         ("c", '#define MQTT_PASSWORD  "{pw}"  // broker'),
         ("c", 'static const char *db_pwd = "{pw}";'),
+        ("php", "define('DB_PASSWORD', '{pw}');"),
     )
 )
 pw_config = _pw_kind(
@@ -691,6 +703,8 @@ pw_config = _pw_kind(
         ("redis-conf", "requirepass {pw}\nmasterauth {pw}"),
         ("wpa", 'network={{\n    ssid="Office-5G"\n    psk="{pw}"\n}}'),
         ("netrc", "machine api.internal.example login {user} password {pw}"),
+        ("pgpass", "db.internal:5432:app:{user}:{pw}"),
+        ("s3cfg", "[default]\naccess_key = minio-{user}\nsecret_key = {pw}\nhost_base = s3.internal.example"),
     )
 )
 pw_prose = _pw_kind(
@@ -1035,6 +1049,7 @@ KINDS: dict[str, tuple[Kind, int]] = {
     # passwords
     "password-sql": (pw_sql, 30),
     "password-cli-flag": (pw_cli_flag, 40),
+    "password-deploy-cli": (pw_deploy_cli, 25),
     "password-openssl-pass": (pw_openssl, 20),
     "password-mysql-p": (pw_mysql_p, 20),
     "password-curl-user": (pw_curl_u, 20),

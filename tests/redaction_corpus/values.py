@@ -55,7 +55,7 @@ T = TypeVar("T")
 class Values:
     """Every draw goes through one seeded generator, in call order."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: str) -> None:
         self.rng = random.Random(seed)
 
     def pick(self, options: list[T] | tuple[T, ...]) -> T:
