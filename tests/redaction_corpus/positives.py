@@ -5,6 +5,7 @@ substrings that must disappear, and the syntax the value is written in (env, yam
 """
 
 import json
+import zlib
 from collections.abc import Callable
 
 from tests.redaction_corpus.values import ALNUM, B64, B64URL, HEX, LOWER_ALNUM, UPPER_ALNUM, Values
@@ -300,7 +301,8 @@ def newrelic(v: Values) -> Statement:
 
 
 def atlassian(v: Values) -> Statement:
-    token = "ATATT3xFfGF0" + v.chars(B64URL, 174) + "=" + v.chars("0123456789ABCDEF", 8)
+    body = "ATATT3xFfGF0" + v.chars(B64URL, 174)
+    token = f"{body}={zlib.crc32(body.encode()):08X}"  # Atlassian API tokens end in a CRC32 of the rest
     if v.rng.random() < 0.4:
         return f"curl -u ops@acme.example:{token} https://acme.atlassian.net/rest/api/3/myself", [token], "cli"
     return place(v, token, "JIRA_API_TOKEN", "acme.atlassian.net")
