@@ -4,7 +4,7 @@ per MB on code nobody here wrote (the installed dependencies), with samples to r
 A positive is caught only when every labelled secret is unreadable in the redacted text, in every
 decoded view (JSON-escaped once or twice, percent-encoded, base64): tests/redaction_corpus/labels.py.
 A hard negative must come out byte-identical. detect-secrets (the `bench` extra), run over the same
-samples, is the baseline: it finds a secret when a value it reports still contains it.
+samples, is the baseline: it finds a secret when a value it reports contains it or is at least half of it.
 
     .venv/bin/python bench/redaction_quality.py [--deps-mb 30] [--samples 3] [--worst 15] [--show-missed N]
 """
@@ -59,31 +59,37 @@ def report_missed(positives: list[dict], leaks: list[list[str]], outs: list[str]
         _print(f"  redacted: {out[at : at + 400]!r}")
 
 
-def report_recall(positives: list[dict], caught: list[bool], worst: int) -> dict[str, tuple[int, int]]:
-    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    by_shape: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+def report_recall(
+    positives: list[dict], caught: list[bool], baseline: list[bool] | None, worst: int
+) -> dict[str, tuple[int, int]]:
+    """Recall per kind (worst first) and per shape, with detect-secrets' recall beside when it ran."""
+    by_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    by_shape: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     missed_ids: dict[str, list[str]] = defaultdict(list)
-    for item, ok in zip(positives, caught, strict=True):
+    for i, (item, ok) in enumerate(zip(positives, caught, strict=True)):
         for tally in (by_kind[item["kind"]], by_shape[item["shape"]]):
             tally[0] += ok
             tally[1] += 1
+            tally[2] += baseline is not None and baseline[i]
         if not ok:
             missed_ids[item["kind"]].append(item["id"])
+    extra = ("detect-secrets",) if baseline is not None else ()
     table = Table(title=f"recall per kind ({len(by_kind)} kinds, worst first)")
-    for column in ("kind", "positives", "caught", "recall", "missed (first ids)"):
+    for column in ("kind", "positives", "caught", "recall", *extra, "missed (first ids)"):
         table.add_column(column, justify="left" if column in ("kind", "missed (first ids)") else "right")
     ranked = sorted(by_kind.items(), key=lambda kv: (kv[1][0] / kv[1][1], kv[0]))
-    for kind, (ok, total) in ranked:
-        table.add_row(kind, str(total), str(ok), f"{ok / total:.1%}", " ".join(missed_ids[kind][:4]))
+    for kind, (ok, total, base) in ranked:
+        base_cell = (f"{base / total:.1%}",) if extra else ()
+        table.add_row(kind, str(total), str(ok), f"{ok / total:.1%}", *base_cell, " ".join(missed_ids[kind][:4]))
     console.print(table)
     shapes = Table(title="recall per context shape")
-    for column in ("shape", "positives", "recall"):
+    for column in ("shape", "positives", "recall", *extra):
         shapes.add_column(column, justify="left" if column == "shape" else "right")
-    for shape, (ok, total) in sorted(by_shape.items(), key=lambda kv: kv[1][0] / kv[1][1]):
-        shapes.add_row(shape, str(total), f"{ok / total:.1%}")
+    for shape, (ok, total, base) in sorted(by_shape.items(), key=lambda kv: kv[1][0] / kv[1][1]):
+        shapes.add_row(shape, str(total), f"{ok / total:.1%}", *((f"{base / total:.1%}",) if extra else ()))
     console.print(shapes)
-    _print(f"worst {worst} kinds: " + ", ".join(f"{k} {ok / n:.0%}" for k, (ok, n) in ranked[:worst]))
-    return {kind: (ok, total) for kind, (ok, total) in by_kind.items()}
+    _print(f"worst {worst} kinds: " + ", ".join(f"{k} {ok / n:.0%}" for k, (ok, n, _) in ranked[:worst]))
+    return {kind: (ok, total) for kind, (ok, total, _) in by_kind.items()}
 
 
 def report_negatives(redactor: Redactor, negatives: list[dict], samples: int) -> list[dict]:
@@ -118,14 +124,20 @@ def _changes(before: str, after: str) -> list[tuple[str, str]]:
 # -- detect-secrets baseline ------------------------------------------------------------------------
 
 
-def detect_secrets_recall(positives: list[dict]) -> float | None:
-    """Share of positives whose every secret detect-secrets reports (None when it is not installed)."""
+def _covers(reported: str, secret: str) -> bool:
+    """A reported value finds a secret when it holds it (in any decoded view) or is at least half of it
+    (detect-secrets reports a JWT without its signature)."""
+    return bool(leaked([secret], reported)) or (2 * len(reported) >= len(secret) and reported in secret)
+
+
+def detect_secrets_caught(positives: list[dict]) -> list[bool] | None:
+    """Per positive, whether detect-secrets reports every labelled secret (None when not installed)."""
     try:
         from detect_secrets import SecretsCollection
         from detect_secrets.settings import default_settings
     except ImportError:
         return None
-    caught = 0
+    caught = []
     with tempfile.TemporaryDirectory() as tmp, default_settings():
         for i, item in enumerate(positives):
             suffix = ".json" if item["text"].startswith("{") else ".txt"
@@ -134,8 +146,8 @@ def detect_secrets_recall(positives: list[dict]) -> float | None:
             found = SecretsCollection()
             found.scan_file(str(path))
             values = [s.secret_value or "" for _, s in found]
-            caught += all(any(leaked([secret], value) for value in values) for secret in item["secrets"])
-    return caught / len(positives)
+            caught.append(all(any(_covers(value, secret) for value in values) for secret in item["secrets"]))
+    return caught
 
 
 # -- dependencies: alterations on code nobody here wrote -------------------------------------------
@@ -248,13 +260,14 @@ def main() -> int:
     leaks, outs, seconds = corpus_recall(redactor, positives)
     caught = [not left for left in leaks]
     report_missed(positives, leaks, outs, args.show_missed)
-    by_kind = report_recall(positives, caught, args.worst)
+    baseline_caught = None if args.no_baseline else detect_secrets_caught(positives)
+    by_kind = report_recall(positives, caught, baseline_caught, args.worst)
     recall = sum(caught) / len(positives)
     _print(f"recall: {sum(caught)}/{len(positives)} = {recall:.1%} (redaction {seconds:.2f} s)")
-    altered = report_negatives(redactor, negatives, args.samples)
-    baseline = None if args.no_baseline else detect_secrets_recall(positives)
+    baseline = None if baseline_caught is None else sum(baseline_caught) / len(positives)
     if baseline is not None:
-        _print(f"\ndetect-secrets 1.5 (defaults) recall on the same positives: {baseline:.1%}")
+        _print(f"detect-secrets 1.5 (default plugins) recall on the same positives: {baseline:.1%}")
+    altered = report_negatives(redactor, negatives, args.samples)
     per_mb = report_dependencies(redactor, args.deps_mb, args.samples)
     below = sum(1 for ok, n in by_kind.values() if ok / n < 0.9)
     _print(
