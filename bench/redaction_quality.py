@@ -212,7 +212,8 @@ def report_dependencies(redactor: Redactor, limit_mb: float, samples: int) -> fl
     start = time.perf_counter()
     result = redactor.redact(pl.Series([text for _, text in files], dtype=pl.String))
     seconds = time.perf_counter() - start
-    table = Table(title=f"alterations on dependency sources: {len(files)} files, {mb:.1f} MB, {seconds:.1f} s")
+    _print(f"\nalterations on dependency sources: {len(files)} files, {mb:.1f} MB, redacted in {seconds:.1f} s")
+    table = Table()
     for column in ("type", "alterations", "per MB", "files"):
         table.add_column(column, justify="left" if column == "type" else "right")
     files_by_type: dict[str, list[int]] = defaultdict(list)

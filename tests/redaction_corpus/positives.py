@@ -709,6 +709,19 @@ pw_config = _pw_kind(
         ("s3cfg", "[default]\naccess_key = minio-{user}\nsecret_key = {pw}\nhost_base = s3.internal.example"),
     )
 )
+pw_code_call = _pw_kind(
+    (
+        ("python", 'conn = psycopg2.connect(host="db.internal", user="{user}", password="{pw}", dbname="app")'),
+        ("python", 'db = mysql.connector.connect(host="mysql.internal", user="{user}", passwd="{pw}")'),
+        ("python", 'r = redis.Redis(host="cache.internal", port=6379, password="{pw}")'),
+        ("python", 'ssh.connect("build01", username="{user}", password="{pw}", timeout=10)'),
+        ("python", 'server.login("{user}", "{pw}")'),
+        ("python", 'requests.get(url, auth=("{user}", "{pw}"), timeout=30)'),
+        ("js", "const pool = new Pool({{ user: '{user}', password: '{pw}', host: 'db.internal' }});"),
+        ("java", 'DriverManager.getConnection("jdbc:postgresql://db.internal/app", "{user}", "{pw}");'),
+        ("go", 'db, err := sql.Open("mysql", "{user}:{pw}@tcp(mysql.internal:3306)/app")'),
+    )
+)
 pw_prose = _pw_kind(
     (
         ("prose", "the admin password is {pw} for now"),
@@ -856,6 +869,29 @@ def auth_header(v: Values) -> Statement:
     value = v.chars(ALNUM, 40)
     header = v.pick(("X-API-Key", "x-api-key", "api-key", "X-Auth-Token", "PRIVATE-TOKEN", "X-Vault-Token"))
     return f"{header}: {value}", [value], "api-key-header"
+
+
+def name_value_pair(v: Values) -> Statement:
+    """The secret's name and its value in separate fields: HAR headers, k8s env, Postman, Terraform."""
+    value = v.pick((v.password(), v.chars(ALNUM, 40), "Bearer " + v.chars(B64URL, 48)))
+    secret = value.removeprefix("Bearer ")
+    syntax, text = v.pick(
+        (
+            (
+                "har",
+                json.dumps({"name": "Authorization" if value.startswith("Bearer") else "x-api-key", "value": value}),
+            ),
+            ("k8s-env", f'env:\n  - name: DB_PASSWORD\n    value: "{value}"\n  - name: LOG_LEVEL\n    value: info'),
+            ("postman", json.dumps({"key": "password", "value": value, "type": "text"})),
+            (
+                "ecs",
+                json.dumps({"environment": [{"name": "API_TOKEN", "value": value}, {"name": "PORT", "value": "80"}]}),
+            ),
+            ("terraform", f'variable "db_password" {{\n  type    = string\n  default = "{value}"\n}}'),
+            ("gha", f"      - name: Login\n        with:\n          username: deploy\n          password: {value}"),
+        )
+    )
+    return text, [secret], syntax
 
 
 def cookie(v: Values) -> Statement:
@@ -1062,6 +1098,8 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "password-c-define": (pw_define, 15),
     "password-config": (pw_config, 50),
     "password-prose": (pw_prose, 20),
+    "password-code-call": (pw_code_call, 25),
+    "name-value-pair": (name_value_pair, 25),
     "connection-string-url": (conn_url, 30),
     "connection-string-params": (conn_params, 25),
     # generic keys and tokens
