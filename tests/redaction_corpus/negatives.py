@@ -422,6 +422,21 @@ def benign_query(v: Values) -> str:
     )
 
 
+def secret_pattern_source(v: Values) -> str:
+    """Detector source and scanner configs: patterns that describe secrets without holding one."""
+    return v.pick(
+        (
+            'AWS_KEY = re.compile(r"(?:AKIA|ASIA)[A-Z2-7]{16}")',
+            "regex = 'ghp_[A-Za-z0-9]{36}'",
+            '  - id: slack-bot-token\n    regex: "xoxb-[0-9]{10,13}-[0-9]{10,13}-[A-Za-z0-9]{24}"',
+            "const STRIPE = /sk_(live|test)_[0-9a-zA-Z]{24,99}/;",
+            '[[rules]]\nid = "generic-api-key"\nkeywords = ["api_key", "secret", "token"]',
+            'if token.startswith(("glpat-", "gldt-")) and len(token) >= 26:',
+            'PRIVATE_KEY_HEADER = "-----BEGIN RSA PRIVATE KEY-----"',
+        )
+    ) + v.pick(("", "\n", f"  # rule {v.rng.randint(1, 200)}"))
+
+
 NEGATIVES: dict[str, tuple[Negative, int]] = {
     "git-sha": (git_sha, 25),
     "digest": (digest, 25),
@@ -452,4 +467,5 @@ NEGATIVES: dict[str, tuple[Negative, int]] = {
     "benign-config": (benign_config, 25),
     "benign-base64": (benign_base64, 20),
     "benign-query": (benign_query, 15),
+    "secret-pattern-source": (secret_pattern_source, 15),
 }
