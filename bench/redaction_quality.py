@@ -3,14 +3,16 @@ per MB on code nobody here wrote (the installed dependencies), with samples to r
 
 A positive is caught only when every labelled secret is unreadable in the redacted text, in every
 decoded view (JSON-escaped once or twice, percent-encoded, base64): tests/redaction_corpus/labels.py.
-A hard negative must come out byte-identical. detect-secrets (the `bench` extra), run over the same
-samples, is the baseline: it finds a secret when a value it reports contains it or is at least half of it.
+A hard negative must come out byte-identical, and a sample sent as JSON must still parse.
+detect-secrets (the `bench` extra), run over the same samples, is the baseline: it finds a secret
+when a value it reports contains it or is at least half of it.
 
     .venv/bin/python bench/redaction_quality.py [--deps-mb 30] [--samples 3] [--worst 15] [--show-missed N]
 """
 
 import argparse
 import hashlib
+import json
 import re
 import sys
 import sysconfig
@@ -30,6 +32,7 @@ from pipelines.redaction import Redactor  # noqa: E402
 from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  # noqa: E402
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load  # noqa: E402
 
+JSON_SHAPES = frozenset({"json-body", "tool-call", "tool-result", "data-uri"})
 DEP_SUFFIXES = (".py", ".json", ".yaml", ".yml", ".txt", ".md", ".toml", ".cfg")
 _CONTEXT = 40
 console = Console(width=160)
@@ -119,6 +122,20 @@ def _changes(before: str, after: str) -> list[tuple[str, str]]:
         suffix += 1
     lo = max(0, prefix - _CONTEXT)
     return [(before[lo : len(before) - suffix + 20], after[lo : len(after) - suffix + 20])]
+
+
+def report_json_safety(rows: list[dict], outs: list[str]) -> int:
+    """Samples sent as JSON (bodies, tool calls, data URIs) whose redacted text no longer parses."""
+    broken = []
+    for row, out in zip(rows, outs, strict=True):
+        if row["shape"] in JSON_SHAPES:
+            try:
+                json.loads(out)
+            except ValueError:
+                broken.append(row["id"])
+    total = sum(row["shape"] in JSON_SHAPES for row in rows)
+    _print(f"\nJSON samples left unparsable by redaction: {len(broken)}/{total} " + " ".join(broken[:20]))
+    return len(broken)
 
 
 # -- detect-secrets baseline ------------------------------------------------------------------------
@@ -269,11 +286,14 @@ def main() -> int:
     if baseline is not None:
         _print(f"detect-secrets 1.5 (default plugins) recall on the same positives: {baseline:.1%}")
     altered = report_negatives(redactor, negatives, args.samples)
+    altered_outs = {item["id"]: item["out"] for item in altered}
+    negative_outs = [altered_outs.get(n["id"], n["text"]) for n in negatives]
+    broken_json = report_json_safety(positives + negatives, outs + negative_outs)
     per_mb = report_dependencies(redactor, args.deps_mb, args.samples)
     below = sum(1 for ok, n in by_kind.values() if ok / n < 0.9)
     _print(
         f"\nSUMMARY redactor={redactor.version} recall={recall:.1%} kinds_below_90%={below}/{len(by_kind)} "
-        f"negatives_altered={len(altered) / len(negatives):.1%} "
+        f"negatives_altered={len(altered) / len(negatives):.1%} json_broken={broken_json} "
         f"deps_alterations_per_MB={'-' if per_mb is None else f'{per_mb:.2f}'} "
         f"detect_secrets_recall={'-' if baseline is None else f'{baseline:.1%}'}"
     )

@@ -65,6 +65,13 @@ def test_rows_are_labelled_and_unique() -> None:
     assert len(set(texts)) == len(texts)
 
 
+def test_samples_in_json_shapes_are_valid_json() -> None:
+    json_shapes = {"json-body", "tool-call", "tool-result", "data-uri"}
+    for row in POSITIVES + NEGATIVES:
+        if row["shape"] in json_shapes:
+            json.loads(row["text"])
+
+
 def test_every_labelled_secret_is_readable_in_its_sample() -> None:
     unreadable = [(row["id"], s) for row in POSITIVES for s in row["secrets"] if not leaked([s], row["text"])]
     assert unreadable == []
