@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 HERE = Path(__file__).resolve().parent
 AGENT_POSITIVES = HERE / "agent_positives.jsonl"
@@ -66,7 +66,8 @@ def views(text: str) -> Iterator[str]:
     plain = [text, once, json_unescape(once)]
     yield from plain
     yield from (unquote_plus(view) for view in plain)
-    for view in plain:
+    # base64 inside percent-encoding keeps its `+` (unquote, not unquote_plus)
+    for view in plain + [unquote(view) for view in plain if "%" in view]:
         for decoded in _base64_decodings(view):
             yield decoded
             yield from _base64_decodings(decoded)
