@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))  # the corpus and its leak definition live with th
 from pipelines.redaction import Redactor  # noqa: E402
 from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  # noqa: E402
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load  # noqa: E402
+from tests.redaction_corpus.shapes import JSON_SHAPES  # noqa: E402
 
-JSON_SHAPES = frozenset({"json-body", "tool-call", "tool-result", "data-uri"})
 DEP_SUFFIXES = (".py", ".json", ".yaml", ".yml", ".txt", ".md", ".toml", ".cfg")
 _CONTEXT = 40
 console = Console(width=160)

@@ -12,10 +12,11 @@ import pytest
 from pipelines.redaction import Redactor
 from tests.redaction_corpus.generate import build
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load
+from tests.redaction_corpus.shapes import JSON_SHAPES, SHAPES
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)
-# What the engine on `main` achieves today (823/1706 = 48.2% recall, 16/599 = 2.7% of hard negatives
+# What the engine on `main` achieves today (827/1706 = 48.5% recall, 15/599 = 2.5% of hard negatives
 # altered), rounded to leave no slack for regressions; tighten these as the engine improves.
 RECALL_FLOOR = 0.48
 NEGATIVES_ALTERED_CEILING = 0.03
@@ -35,20 +36,7 @@ def test_corpus_is_big_and_varied_enough() -> None:
     assert min(kinds.values()) >= 10
     assert len(NEGATIVES) >= 500
     assert len({n["kind"] for n in NEGATIVES}) >= 20
-    assert {p["shape"] for p in POSITIVES} >= {
-        "raw",
-        "log",
-        "json-body",
-        "tool-call",
-        "url-encoded",
-        "base64-file",
-        "data-uri",
-        "repeated",
-        "cut-at-end",
-        "diff",
-        "stacktrace",
-        "doc",
-    }
+    assert {p["shape"] for p in POSITIVES} == set(SHAPES)
     total_bytes = AGENT_POSITIVES.stat().st_size + AGENT_NEGATIVES.stat().st_size
     assert total_bytes < 5 * 2**20
 
@@ -66,9 +54,8 @@ def test_rows_are_labelled_and_unique() -> None:
 
 
 def test_samples_in_json_shapes_are_valid_json() -> None:
-    json_shapes = {"json-body", "tool-call", "tool-result", "data-uri"}
     for row in POSITIVES + NEGATIVES:
-        if row["shape"] in json_shapes:
+        if row["shape"] in JSON_SHAPES:
             json.loads(row["text"])
 
 

@@ -3,8 +3,8 @@
     .venv/bin/python -m tests.redaction_corpus.generate
 
 Every kind is drawn in a rotation of context shapes (raw, log lines, stack traces, diffs, tickets, JSON
-bodies, tool-call arguments, URL-encoded, base64 files and data URIs, repeated, cut at the end), so
-each kind meets most shapes. Each kind draws from its own seed, so adding or changing a kind leaves
+bodies, long agent turns, tool-call arguments, URL-encoded, base64 files and data URIs, repeated, cut
+at the end), so each kind meets most shapes. Each kind draws from its own seed, so adding or changing a kind leaves
 the other kinds' samples as they were. The output is byte-for-byte reproducible; the corpus test
 checks that.
 """
@@ -23,6 +23,7 @@ SEED = 20261203
 # The rotation positives walk through; plain shapes appear more often, as they do in traces.
 ROTATION = (
     "raw",
+    "long-body",
     "log",
     "json-body",
     "tool-call",
