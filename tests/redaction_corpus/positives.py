@@ -14,8 +14,9 @@ Statement = tuple[str, list[str], str]
 Kind = Callable[[Values], Statement]
 
 
-def place(v: Values, token: str, env: str, host: str = "api.example.com") -> Statement:
-    """A vendor token in one of the syntaxes agents meet it in; the name only sometimes says `secret`."""
+def place(v: Values, token: str, env: str, host: str = "api.example.com", *, named: bool = False) -> Statement:
+    """A vendor token in one of the syntaxes agents meet it in; the name only sometimes says `secret`.
+    `named`: the token has no format of its own, so only syntaxes that name it or its role are drawn."""
     key = env.lower()
     options = (
         ("env", f"{env}={token}"),
@@ -29,12 +30,8 @@ def place(v: Values, token: str, env: str, host: str = "api.example.com") -> Sta
         ("prose", f"ok here is the new one {token} it expires in 90 days"),
         ("bare", token),
     )
-    syntax, text = v.pick(options)
+    syntax, text = v.pick(options[:5] + options[6:8] if named else options)
     return text, [token], syntax
-
-
-def vendor(make: Callable[[Values], str], env: str, host: str = "api.example.com") -> Kind:
-    return lambda v: place(v, make(v), env, host)
 
 
 # -- cloud and forge tokens ---------------------------------------------------------------------
@@ -406,6 +403,51 @@ def anthropic(v: Values) -> Statement:
             "header",
         )
     return place(v, key, "ANTHROPIC_API_KEY", "api.anthropic.com")
+
+
+def llm_provider(v: Values) -> Statement:
+    """Keys of the LLM providers a gateway fronts, beyond OpenAI and Anthropic (the last four have no
+    format of their own, so they only appear under a telling name)."""
+    token, env, host = v.pick(
+        (
+            ("gsk_" + v.chars(ALNUM, 52), "GROQ_API_KEY", "api.groq.com"),
+            ("xai-" + v.chars(ALNUM, 80), "XAI_API_KEY", "api.x.ai"),
+            ("pplx-" + v.chars(ALNUM, 48), "PERPLEXITY_API_KEY", "api.perplexity.ai"),
+            ("r8_" + v.chars(ALNUM, 37), "REPLICATE_API_TOKEN", "api.replicate.com"),
+            ("sk-or-v1-" + v.chars(HEX, 64), "OPENROUTER_API_KEY", "openrouter.ai"),
+            ("ABSK" + v.random_b64(96), "AWS_BEARER_TOKEN_BEDROCK", "bedrock-runtime.us-east-1.amazonaws.com"),
+            ("fw_" + v.chars(ALNUM, 24), "FIREWORKS_API_KEY", "api.fireworks.ai"),
+            ("sk-" + v.chars(HEX, 32), "DEEPSEEK_API_KEY", "api.deepseek.com"),
+            (v.chars(ALNUM, 32), "MISTRAL_API_KEY", "api.mistral.ai"),
+            (v.chars(ALNUM, 40), "CO_API_KEY", "api.cohere.com"),
+            (v.chars(HEX, 64), "TOGETHER_API_KEY", "api.together.xyz"),
+        )
+    )
+    return place(
+        v, token, env, host, named=env in ("DEEPSEEK_API_KEY", "MISTRAL_API_KEY", "CO_API_KEY", "TOGETHER_API_KEY")
+    )
+
+
+def cloud_platform(v: Values) -> Statement:
+    """Platform tokens: Cloudflare, Vercel, Fly.io, Netlify, Supabase, Mapbox, Okta, Algolia (Cloudflare,
+    Vercel and Algolia keys have no format of their own, so they only appear under a telling name)."""
+    token, env, host = v.pick(
+        (
+            (v.chars(B64URL, 40), "CLOUDFLARE_API_TOKEN", "api.cloudflare.com"),
+            (v.chars(ALNUM, 24), "VERCEL_TOKEN", "api.vercel.com"),
+            ("FlyV1 fm2_" + v.random_b64(180), "FLY_API_TOKEN", "api.fly.io"),
+            ("nfp_" + v.chars(ALNUM, 40), "NETLIFY_AUTH_TOKEN", "api.netlify.com"),
+            ("sbp_" + v.chars(HEX, 40), "SUPABASE_ACCESS_TOKEN", "api.supabase.com"),
+            (
+                "sk.eyJ1IjoiYWNtZSIsImEiOiJ" + v.chars(B64URL, 20) + "." + v.chars(B64URL, 22),
+                "MAPBOX_SECRET_TOKEN",
+                "api.mapbox.com",
+            ),
+            ("00" + v.chars(B64URL, 40), "OKTA_API_TOKEN", "acme.okta.com"),
+            (v.chars(HEX, 32), "ALGOLIA_ADMIN_KEY", "acme-dsn.algolia.net"),
+        )
+    )
+    return place(v, token, env, host, named=env in ("CLOUDFLARE_API_TOKEN", "VERCEL_TOKEN", "ALGOLIA_ADMIN_KEY"))
 
 
 def misc_saas(v: Values) -> Statement:
@@ -1073,6 +1115,8 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "openai-key": (openai, 25),
     "anthropic-key": (anthropic, 20),
     "misc-saas-token": (misc_saas, 30),
+    "llm-provider-key": (llm_provider, 33),
+    "cloud-platform-token": (cloud_platform, 24),
     "age-secret-key": (age_key, 10),
     "jwt": (jwt, 20),
     "token-concatenated": (token_concatenated, 15),
