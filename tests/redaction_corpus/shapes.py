@@ -184,18 +184,19 @@ def _filler_lines(v: Values, n: int) -> list[str]:
         "def handle_{w}(request, limit={n}):",
         "    items = repository.fetch_{w}(limit=limit, offset={n})",
         "    logger.info('processed %d {w} records', len(items))",
-        "    return JSONResponse({{'count': len(items), 'page': {n}}})",
+        "    return JSONResponse({{'count': len(items), 'page': {m}}})",
         "class {W}Service:",
         "    retries = {n}",
         "# TODO({w}): move this into the {w} module",
-        "INFO worker-{n} finished batch {n} in {n} ms",
+        "INFO worker-{m} finished batch {n} in {k} ms",
         "    assert response.status_code == 200, response.text",
         "import {w}_client",
     )
     lines = []
     for _ in range(n):
         word = v.word()
-        lines.append(v.pick(templates).format(w=word, W=word.capitalize(), n=v.rng.randint(1, 500)))
+        numbers = {key: v.rng.randint(1, 500) for key in "nmk"}
+        lines.append(v.pick(templates).format(w=word, W=word.capitalize(), **numbers))
     return lines
 
 
