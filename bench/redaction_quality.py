@@ -33,6 +33,9 @@ from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load  # noqa: E402
 from tests.redaction_corpus.shapes import JSON_SHAPES  # noqa: E402
 
+# Shapes in which the labelled secrets appear verbatim (no encoding), so removed text can be measured.
+VERBATIM_SHAPES = frozenset({"raw", "log", "diff", "doc", "repeated"})
+
 DEP_SUFFIXES = (".py", ".json", ".yaml", ".yml", ".txt", ".md", ".toml", ".cfg")
 _CONTEXT = 40
 console = Console(width=160)
@@ -122,6 +125,30 @@ def _changes(before: str, after: str) -> list[tuple[str, str]]:
         suffix += 1
     lo = max(0, prefix - _CONTEXT)
     return [(before[lo : len(before) - suffix + 20], after[lo : len(after) - suffix + 20])]
+
+
+def report_collateral(positives: list[dict], caught: list[bool], outs: list[str]) -> float:
+    """Text removed beyond the labelled secrets (placeholders not counted), over caught positives whose
+    secrets all appear verbatim: a redactor that blanks whole lines also reaches full recall. Returns
+    the share removing more than max(40 chars, half the secrets' length) beyond them."""
+    extra = []
+    for item, ok, out in zip(positives, caught, outs, strict=True):
+        text = item["text"]
+        if ok and item["shape"] in VERBATIM_SHAPES and all(secret in text for secret in item["secrets"]):
+            removed = len(text) - len(re.sub(PLACEHOLDER_PATTERN, "", out))
+            secret_chars = sum(text.count(secret) * len(secret) for secret in item["secrets"])
+            extra.append((max(0, removed - secret_chars), max(_CONTEXT, secret_chars // 2), item["id"]))
+    if not extra:
+        return 0.0
+    extra.sort()
+    over = [row_id for chars, allowed, row_id in extra if chars > allowed]
+    median, p95 = extra[len(extra) // 2][0], extra[int(len(extra) * 0.95)][0]
+    _print(
+        f"collateral (chars removed beyond the secrets, {len(extra)} caught verbatim positives): median {median}, "
+        f"p95 {p95}, max {extra[-1][0]} ({extra[-1][2]}); over max(40, half the secret): {len(over)} "
+        + " ".join(over[:10])
+    )
+    return len(over) / len(extra)
 
 
 def report_json_safety(rows: list[dict], outs: list[str]) -> int:
@@ -282,6 +309,7 @@ def main() -> int:
     by_kind = report_recall(positives, caught, baseline_caught, args.worst)
     recall = sum(caught) / len(positives)
     _print(f"recall: {sum(caught)}/{len(positives)} = {recall:.1%} (redaction {seconds:.2f} s)")
+    collateral = report_collateral(positives, caught, outs)
     baseline = None if baseline_caught is None else sum(baseline_caught) / len(positives)
     if baseline is not None:
         _print(f"detect-secrets 1.5 (default plugins) recall on the same positives: {baseline:.1%}")
@@ -294,6 +322,7 @@ def main() -> int:
     _print(
         f"\nSUMMARY redactor={redactor.version} recall={recall:.1%} kinds_below_90%={below}/{len(by_kind)} "
         f"negatives_altered={len(altered) / len(negatives):.1%} json_broken={broken_json} "
+        f"collateral={collateral:.1%} "
         f"deps_alterations_per_MB={'-' if per_mb is None else f'{per_mb:.2f}'} "
         f"detect_secrets_recall={'-' if baseline is None else f'{baseline:.1%}'}"
     )
