@@ -45,6 +45,10 @@ def _print(text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "-"
+
+
 # -- corpus ---------------------------------------------------------------------------------------
 
 
@@ -106,7 +110,7 @@ def report_negatives(redactor: Redactor, negatives: list[dict], samples: int) ->
     for item in altered:
         by_kind[item["kind"]].append(item)
     total_by_kind = Counter(n["kind"] for n in negatives)
-    _print(f"\nhard negatives altered: {len(altered)}/{len(negatives)} ({len(altered) / len(negatives):.1%})")
+    _print(f"\nhard negatives altered: {len(altered)}/{len(negatives)} ({_share(len(altered), len(negatives))})")
     for kind, items in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):
         _print(f"  {kind}: {len(items)}/{total_by_kind[kind]}  " + " ".join(i["id"] for i in items))
         for item in items[:samples]:
@@ -293,11 +297,19 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=3, help="sample alterations shown per type / kind")
     parser.add_argument("--worst", type=int, default=15, help="how many worst kinds to list")
     parser.add_argument("--show-missed", type=int, default=0, help="print the first N missed positives")
+    parser.add_argument("--kind", default="", help="only kinds whose name contains this (positives and negatives)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the detect-secrets baseline")
     args = parser.parse_args()
 
     redactor = Redactor(key=b"quality-bench")
-    positives, negatives = load(AGENT_POSITIVES), load(AGENT_NEGATIVES)
+    positives = [p for p in load(AGENT_POSITIVES) if args.kind in p["kind"]]
+    negatives = [n for n in load(AGENT_NEGATIVES) if args.kind in n["kind"]]
+    if not positives and not negatives:
+        print(
+            f"--kind {args.kind!r} matches no corpus kind; see KINDS in tests/redaction_corpus/positives.py",
+            file=sys.stderr,
+        )
+        return 2
     _print(
         f"redactor {redactor.version}: {len(positives)} positives over "
         f"{len({p['kind'] for p in positives})} kinds, {len(negatives)} hard negatives"
@@ -307,12 +319,12 @@ def main() -> int:
     report_missed(positives, leaks, outs, args.show_missed)
     baseline_caught = None if args.no_baseline else detect_secrets_caught(positives)
     by_kind = report_recall(positives, caught, baseline_caught, args.worst)
-    recall = sum(caught) / len(positives)
-    _print(f"recall: {sum(caught)}/{len(positives)} = {recall:.1%} (redaction {seconds:.2f} s)")
+    recall = _share(sum(caught), len(positives))
+    _print(f"recall: {sum(caught)}/{len(positives)} = {recall} (redaction {seconds:.2f} s)")
     collateral = report_collateral(positives, caught, outs)
-    baseline = None if baseline_caught is None else sum(baseline_caught) / len(positives)
-    if baseline is not None:
-        _print(f"detect-secrets 1.5 (default plugins) recall on the same positives: {baseline:.1%}")
+    baseline = "-" if baseline_caught is None else _share(sum(baseline_caught), len(positives))
+    if baseline_caught is not None:
+        _print(f"detect-secrets 1.5 (default plugins) recall on the same positives: {baseline}")
     altered = report_negatives(redactor, negatives, args.samples)
     altered_outs = {item["id"]: item["out"] for item in altered}
     negative_outs = [altered_outs.get(n["id"], n["text"]) for n in negatives]
@@ -320,11 +332,11 @@ def main() -> int:
     per_mb = report_dependencies(redactor, args.deps_mb, args.samples)
     below = sum(1 for ok, n in by_kind.values() if ok / n < 0.9)
     _print(
-        f"\nSUMMARY redactor={redactor.version} recall={recall:.1%} kinds_below_90%={below}/{len(by_kind)} "
-        f"negatives_altered={len(altered) / len(negatives):.1%} json_broken={broken_json} "
+        f"\nSUMMARY redactor={redactor.version} recall={recall} kinds_below_90%={below}/{len(by_kind)} "
+        f"negatives_altered={_share(len(altered), len(negatives))} json_broken={broken_json} "
         f"collateral={collateral:.1%} "
         f"deps_alterations_per_MB={'-' if per_mb is None else f'{per_mb:.2f}'} "
-        f"detect_secrets_recall={'-' if baseline is None else f'{baseline:.1%}'}"
+        f"detect_secrets_recall={baseline}"
     )
     return 0
 
