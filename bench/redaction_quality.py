@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))  # the corpus and its leak definition live with th
 from pipelines.redaction import Redactor  # noqa: E402
 from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  # noqa: E402
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load  # noqa: E402
-from tests.redaction_corpus.shapes import JSON_SHAPES  # noqa: E402
 
 # Shapes in which the labelled secrets appear verbatim (no encoding), so removed text can be measured.
 VERBATIM_SHAPES = frozenset({"raw", "log", "diff", "doc", "repeated"})
@@ -155,17 +154,19 @@ def report_collateral(positives: list[dict], caught: list[bool], outs: list[str]
     return len(over) / len(extra)
 
 
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def report_json_safety(rows: list[dict], outs: list[str]) -> int:
-    """Samples sent as JSON (bodies, tool calls, data URIs) whose redacted text no longer parses."""
-    broken = []
-    for row, out in zip(rows, outs, strict=True):
-        if row["shape"] in JSON_SHAPES:
-            try:
-                json.loads(out)
-            except ValueError:
-                broken.append(row["id"])
-    total = sum(row["shape"] in JSON_SHAPES for row in rows)
-    _print(f"\nJSON samples left unparsable by redaction: {len(broken)}/{total} " + " ".join(broken[:20]))
+    """Samples that are JSON documents (bodies, tool calls, JSON configs) whose redacted text no longer parses."""
+    documents = [(row["id"], out) for row, out in zip(rows, outs, strict=True) if _parses(row["text"])]
+    broken = [row_id for row_id, out in documents if not _parses(out)]
+    _print(f"\nJSON samples left unparsable by redaction: {len(broken)}/{len(documents)} " + " ".join(broken[:20]))
     return len(broken)
 
 

@@ -1046,9 +1046,12 @@ def _home_kind(template: str) -> Kind:
 
 
 def home_non_ascii(v: Values) -> Statement:
+    """Non-ASCII user names, also as JSON writes them with ASCII escapes (`j\\u00fcrgen`)."""
     name = v.pick(_NON_ASCII)
     path = v.pick((f"/home/{name}", f"/Users/{name}", f"C:\\Users\\{name}"))
     sep = "\\" if path.startswith("C:") else "/"
+    if v.rng.random() < 0.4:  # Windows paths in JSON: doubled backslashes next to `\\u` escapes
+        return json.dumps({"cwd": f"C:\\Users\\{name}\\app", "shell": "pwsh"}), [name], "json-ascii"
     return f"Error: ENOENT: no such file or directory, open '{path}{sep}app{sep}.env'", [name], "path"
 
 
@@ -1164,7 +1167,7 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "home-wsl": (_home_kind("/mnt/c/Users/{n}"), 12),
     "home-var-home": (_home_kind("/var/home/{n}"), 10),
     "home-volumes": (_home_kind("/Volumes/{vol}/Users/{n}"), 10),
-    "home-non-ascii": (home_non_ascii, 15),
+    "home-non-ascii": (home_non_ascii, 20),
 }
 
 # Shapes by kind family: multi-line blocks are not URL-encoded into one query, PII is not base64-shipped.
