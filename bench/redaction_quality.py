@@ -4,7 +4,7 @@ per MB on code nobody here wrote (the installed dependencies), with samples to r
 A positive is caught only when every labelled secret is unreadable in the redacted text, in every
 decoded view (up to four steps of JSON unescaping, percent- or base64-decoding): see
 tests/redaction_corpus/labels.py.
-A hard negative must come out byte-identical, and a sample sent as JSON must still parse.
+A hard negative must come out byte-identical, and a sample that is a JSON document must still parse.
 detect-secrets (the `bench` extra), run over the same samples, is the baseline: it finds a secret
 when a value it reports contains it or is at least half of it.
 

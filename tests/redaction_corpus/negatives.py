@@ -8,12 +8,6 @@ from tests.redaction_corpus.values import ALNUM, B64, B64URL, HEX, LOWER_ALNUM, 
 Negative = Callable[[Values], str]
 
 
-def _uuid(v: Values) -> str:
-    return (
-        f"{v.chars(HEX, 8)}-{v.chars(HEX, 4)}-4{v.chars(HEX, 3)}-{v.pick('89ab')}{v.chars(HEX, 3)}-{v.chars(HEX, 12)}"
-    )
-
-
 def git_sha(v: Values) -> str:
     sha = v.chars(HEX, 40)
     return v.pick(

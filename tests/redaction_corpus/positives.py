@@ -1169,20 +1169,3 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "home-volumes": (_home_kind("/Volumes/{vol}/Users/{n}"), 10),
     "home-non-ascii": (home_non_ascii, 20),
 }
-
-# Shapes by kind family: multi-line blocks are not URL-encoded into one query, PII is not base64-shipped.
-ALL_SHAPES = (
-    "raw",
-    "log",
-    "stacktrace",
-    "diff",
-    "doc",
-    "json-body",
-    "tool-call",
-    "tool-result",
-    "url-encoded",
-    "base64-file",
-    "data-uri",
-    "repeated",
-    "cut-at-end",
-)
