@@ -397,9 +397,11 @@ def benign_base64(v: Values) -> str:
         )
     )
     encoded = v.b64(content.encode())
+    gzipped = "H4sIAAAAAAAAA" + v.random_b64(v.rng.randint(60, 240))  # a gzip stream: binary once decoded
     return v.pick(
         (
             f"echo '{encoded}' | base64 -d > notes.txt",
+            f"echo '{gzipped}' | base64 -d | gunzip > report.csv",
             json.dumps({"type": "image_url", "image_url": {"url": f"data:text/plain;base64,{encoded}"}}),
             f"data:\n  config: {encoded}",
         )
