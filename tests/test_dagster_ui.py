@@ -13,6 +13,8 @@ import httpx
 import pytest
 
 from pipelines.checks import CHECK_NAMES
+from tests.landing_builder import DT
+from tests.screenshots import png_pixels, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """
@@ -34,8 +36,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def webserver(tmp_path):
+def failed_preflight_run(home: Path) -> str:
+    """A run of the export job, in the instance at ``home``, that its preflight stops (no landing zone, no salts)."""
+    from pipelines.definitions import defs
+    from pipelines.instance import dagster_instance
+    from pipelines.resources import TracedropResource
+
+    resource = TracedropResource(landing_url=str(home / "no-landing"), partners_path="pipelines/synth/partners.yaml")
+    with dagster_instance() as instance:  # DAGSTER_HOME is ``home``
+        result = defs.resolve_job_def("export_day").execute_in_process(
+            partition_key=DT, instance=instance, raise_on_error=False, resources={"tracedrop": resource}
+        )
+        (failure,) = [e for e in result.all_events if e.is_step_failure]
+        message = failure.step_failure_data.user_failure_data.description
+        assert message.splitlines()[-1].startswith(f"--landing {home / 'no-landing'}: no usage files at all")
+    return result.run_id
+
+
+@pytest.fixture(scope="module")
+def webserver(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("dagster-home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("TRACEDROP_SALT_ACME", "TRACEDROP_SALT_BETA"):
+            patch.delenv(name, raising=False)
+        patch.setenv("DAGSTER_HOME", str(tmp_path))
+        failed_run = failed_preflight_run(tmp_path)
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     command = [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
@@ -50,12 +75,13 @@ def webserver(tmp_path):
             time.sleep(0.5)
         if process.poll() is not None:
             pytest.fail(f"dagster-webserver exited: {process.stderr.read().decode()[-2000:]}")
-    yield url
+    yield url, failed_run
     process.terminate()
     process.wait(timeout=30)
 
 
-def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webserver: str) -> None:
+def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webserver: tuple[str, str]) -> None:
+    webserver, _ = webserver
     data = httpx.post(f"{webserver}/graphql", json={"query": QUERY}, timeout=60).json()["data"]
     (location,) = data["workspaceOrError"]["locationEntries"]
     assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
@@ -75,3 +101,22 @@ def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webs
     assert [(s["name"], s["cronSchedule"]) for s in repository["schedules"]] == [("daily_export", "0 2 * * *")]
     assert {s["name"] for s in repository["sensors"]} == {"late_landing_files", "consent_opt_outs"}
     assert {"export_day", "replay"} <= {j["name"] for j in repository["jobs"]}
+
+
+@pytest.mark.parametrize(
+    ("page", "name"),
+    [
+        ("/assets/staged_drops?view=checks", "ui-checks.png"),
+        ("/assets/partner_drops", "ui-asset.png"),
+        ("/automation", "ui-automation.png"),
+        ("/runs/{run}", "ui-failed-preflight-run.png"),
+    ],
+)
+def test_a_person_sees_descriptions_partitions_and_a_failed_preflight_runs_message(
+    webserver: tuple[str, str], page: str, name: str
+) -> None:
+    url, run = webserver
+    shot = screenshot(url + page.format(run=run), name, (1400, 900), wait_ms=20_000)
+    width, height, pixels = png_pixels(shot.read_bytes())
+    assert (width, height) == (1400, 900)
+    assert (pixels < 200).mean() > 0.01  # text and widgets were drawn: not a blank or loading page

@@ -27,6 +27,12 @@ from tests.landing_builder import (
 RUN = "run-1"
 
 
+@pytest.fixture(autouse=True)
+def salts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACEDROP_SALT_ACME", "acme-salt")
+    monkeypatch.setenv("TRACEDROP_SALT_BETA", "beta-salt")
+
+
 @pytest.fixture
 def landing(tmp_path) -> LandingBuilder:
     return LandingBuilder.with_default_experiments()
