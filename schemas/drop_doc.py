@@ -30,7 +30,8 @@ def parquet_types() -> dict[str, str]:
         column = schema.column(index)
         logical = column.logical_type
         if logical.type == "TIMESTAMP":
-            text = f"{column.physical_type} (TIMESTAMP, {column.converted_type.removeprefix('TIMESTAMP_').lower()}, UTC)"
+            unit = column.converted_type.removeprefix("TIMESTAMP_").lower()
+            text = f"{column.physical_type} (TIMESTAMP, {unit}, UTC)"
         elif logical.type == "NONE":
             text = column.physical_type
         else:
