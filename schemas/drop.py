@@ -99,9 +99,9 @@ DROP_COLUMNS: tuple[DropColumn, ...] = (
         "allocation_subject",
         pa.string(),
         False,
-        "What the variant was assigned by: `user` (the gateway's user id; an anonymous user's id is derived from "
-        "the IP address), `machine` (the client's machine id, when there is no user id) or `ip` (the client IP, "
-        "when neither is known). Requests of one subject always land in the same variant.",
+        "What the variant was assigned by: `user` (a signed-in user's id), `machine` (an anonymous client's "
+        "machine id) or `ip` (the client IP, when neither is known). Requests of one subject always land in the "
+        "same variant.",
     ),
     DropColumn(
         "created_at",
