@@ -251,3 +251,13 @@ def test_the_documented_shell_check_verifies_the_files(published: Path) -> None:
         assert subprocess.run(["bash", "-c", line], cwd=published, capture_output=True).returncode != 0
     finally:
         (published / "away").rename(published / "_SUCCESS")
+
+
+def test_redact_of_an_unreadable_file_is_one_line_and_exit_2_as_docs_cli_says(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["redact", str(tmp_path / "missing.txt")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"tracedrop redact: {tmp_path / 'missing.txt'}: cannot be read (No such file or directory); "
+        "give a readable file or - for standard input"
+    ]
+    assert "Exit 0; 2 when the file cannot be read." in cli_section("tracedrop redact")
