@@ -16,13 +16,19 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import typer
+import yaml
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.objectstore import open_store
+from pipelines.replay_assets import ReplayResource
+from pipelines.resources import TracedropResource
 from schemas import drop_doc
 from schemas.drop import DROP_COLUMNS, DROP_SCHEMA, MANIFEST_NAME
 from schemas.exclusions import Exclusion
+from schemas.partners import Partner, PartnerRegistry
+from schemas.proxy_config import Client, Experiment, ProxyConfig, Route, Upstream, Variant, Version
 from schemas.reader import QuarantineReason
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, ACME_V2, DT, NOON, LandingBuilder, partners_yaml
 
@@ -143,6 +149,37 @@ def test_the_column_table_is_regenerated_between_its_markers() -> None:
         drop_doc.render("no markers here")
 
 
+def yaml_keys(node: object, prefix: str = "") -> Iterator[str]:
+    """Dotted paths of every mapping key in a YAML document (lists are walked through)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield f"{prefix}{key}"
+            yield from yaml_keys(value, f"{prefix}{key}.")
+    elif isinstance(node, list):
+        for item in node:
+            yield from yaml_keys(item, prefix)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [PartnerRegistry, Partner, ProxyConfig, Client, Route, Experiment, Variant, Version, Upstream],
+    ids=lambda m: m.__name__,
+)
+def test_every_config_key_is_in_docs_configuration(model: type[BaseModel]) -> None:
+    text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [key for key in model.model_fields if f"`{key}`" not in text]
+    assert not missing, f"docs/configuration.md: {model.__name__} keys not documented: {missing}"
+
+
+def test_the_dagster_instance_file_and_resources_are_in_docs_configuration() -> None:
+    text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    instance = yaml.safe_load((REPO / "pipelines" / "dagster.yaml").read_text(encoding="utf-8"))
+    keys = [k for k in yaml_keys(instance) if k.count(".") < 3]  # below that: the values of one limit
+    resources = [*TracedropResource.model_fields, *ReplayResource.model_fields]
+    missing = [k for k in [*keys, *resources] if f"`{k}`" not in text and f"`{k}." not in text]
+    assert not missing, f"docs/configuration.md does not document: {missing}"
+
+
 @pytest.mark.parametrize("reason", [*(e.value for e in Exclusion), *QuarantineReason.ALL])
 def test_every_exclusion_and_quarantine_reason_is_documented(reason: str) -> None:
     explained = f"`{reason}`" in docs_text()
@@ -207,6 +244,14 @@ def test_a_published_file_carries_the_column_descriptions(published: Path) -> No
         c.name: c.description for c in DROP_COLUMNS
     }
     assert schema.metadata[b"schema_version"] == b"1"
+
+
+def test_every_manifest_field_of_a_real_partition_is_in_docs_drop(published: Path) -> None:
+    manifest = json.loads((published / MANIFEST_NAME).read_text())
+    text = (REPO / "docs" / "drop.md").read_text(encoding="utf-8")
+    fields = [*manifest, *manifest["files"][0], *manifest["source_watermark"], "republished_for"]
+    missing = [f for f in fields if f"`{f}`" not in text]
+    assert not missing, f"docs/drop.md does not explain manifest fields {missing}"
 
 
 def test_the_documented_python_reader_reads_a_published_partition_and_refuses_a_changed_one(
