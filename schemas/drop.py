@@ -205,7 +205,7 @@ DROP_COLUMNS: tuple[DropColumn, ...] = (
         pa.map_(pa.string(), pa.int64()),
         False,
         "Placeholders put into this row's two bodies, counted per redaction type (e.g. {\"email\": 2, "
-        "\"aws-access-key\": 1}); an empty map when nothing was redacted. Only types with a count above 0.",
+        "\"aws-access-key-id\": 1}); an empty map when nothing was redacted. Only types with a count above 0.",
     ),
 )
 
