@@ -298,6 +298,13 @@ def test_the_documented_shell_check_verifies_the_files(published: Path) -> None:
         (published / "away").rename(published / "_SUCCESS")
 
 
+def test_redact_prints_the_redacted_text_and_exits_0_as_docs_cli_says(tmp_path: Path) -> None:
+    (tmp_path / "trace.txt").write_text("mail alice@example.com please")
+    result = CliRunner().invoke(app, ["redact", str(tmp_path / "trace.txt")])
+    assert result.exit_code == 0
+    assert result.stdout == "mail <REDACTED:email> please"
+
+
 def test_redact_of_an_unreadable_file_is_one_line_and_exit_2_as_docs_cli_says(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["redact", str(tmp_path / "missing.txt")])
     assert result.exit_code == 2
