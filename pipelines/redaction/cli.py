@@ -12,11 +12,16 @@ from pipelines.redaction.redactor import Redactor
 
 
 def redact_command(path: str) -> int:
-    """Print FILE (or stdin for `-`) redacted to stdout, and a table of redactions by type to stderr.
+    """Print FILE (or stdin for `-`) redacted to stdout, and a table of redactions by type to stderr; 2 if unreadable.
 
     Keyed hashes use a random key per run: consistent within the output, unlinkable to drops.
     """
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8", errors="replace")
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        reason = f"cannot be read ({exc.strerror}); give a readable file or - for standard input"
+        print(f"tracedrop redact: {path}: {reason}", file=sys.stderr)
+        return 2
     redactor = Redactor(key=secrets.token_bytes(32))
     result = redactor.redact(pl.Series([text], dtype=pl.String))
     sys.stdout.write(result.texts[0])
