@@ -3,6 +3,7 @@ request, and every start-up problem is one clear line per problem, exit code 2, 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -13,19 +14,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from pipelines.landing import validate_landing
+from pipelines.objectstore import open_store
+from pipelines.synth.cli import synth_command
 from replay.proxy.app import create_app
 from replay.proxy.cli import DEFAULT_HOST, DEFAULT_STUB_PORT
 from replay.proxy.demo_traffic import DEMO_CONFIG, PREVIEW_MODEL, config_for_stub
 from replay.proxy.preflight import checked_config
 from replay.proxy.server import ServerThread
-from replay.proxy.stub_upstream import reply_for
+from replay.proxy.stub_upstream import StubUpstream, reply_for
 from schemas.proxy_config import load_proxy_config
 
 TRACEDROP = str(Path(sys.executable).with_name("tracedrop"))
@@ -182,21 +185,67 @@ def test_a_port_in_use_fails_before_starting_or_writing(tmp_path: Path) -> None:
     assert stub.exit_code == 2 and stub.output.strip().startswith(expected), stub.output
 
 
-def test_a_refused_upstream_is_logged_once_by_route_and_url_and_clients_get_the_generic_error(
+def test_upstream_failures_are_logged_once_per_route_and_url_until_it_answers_and_clients_get_generic_errors(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     config = tmp_path / "proxy.yaml"
-    route = {"model": "m", "upstream": {"base_url": dead, "internal_id": "i", "api_key_env": "K"}}
-    config.write_text(yaml.safe_dump({"routes": [route]}))
     caplog.set_level(logging.WARNING, logger="replay.proxy")
-    with ServerThread(create_app(config, tmp_path / "landing", env={"K": "sk-secret"})) as proxy:
-        with openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0) as client:
-            for _ in range(20):
-                with pytest.raises(openai.APIStatusError) as error:
-                    client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-                assert error.value.status_code == 502 and dead not in str(error.value.body)
-        assert httpx.get(f"{proxy.url}/healthz").status_code == 200
-    logged = [r.getMessage() for r in caplog.records if "upstream" in r.getMessage()]
-    assert logged == [f"upstream of m at {dead} failed: ClientConnectorError (not logged again until it answers)"]
+    with ServerThread(StubUpstream().app()) as stub:
+        live = f"{stub.url}/v1"
+        routes = [
+            {"model": "m", "upstream": {"base_url": dead, "internal_id": "i", "api_key_env": "K"}},
+            {"model": "s", "upstream": {"base_url": live, "internal_id": "j", "api_key_env": "K"}},
+        ]
+        config.write_text(yaml.safe_dump({"routes": routes}))
+        app = create_app(config, tmp_path / "landing", env={"K": "sk-secret"})
+        with ServerThread(app) as proxy, openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0) as sdk:
+
+            def ask(model: str, text: str = "hi") -> int:
+                try:
+                    sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
+                except openai.APIStatusError as error:
+                    assert dead not in str(error.body) and live not in str(error.body)
+                    return error.status_code
+                return 200
+
+            assert [ask("m") for _ in range(20)] == [502] * 20  # refused: a flood, logged once
+            assert [ask("s", "[stub:status=503]") for _ in range(5)] == [502] * 5
+            assert ask("s") == 200  # answers again
+            assert ask("s", "[stub:status=503]") == 502  # a new failure is logged again
+    logged = [r.getMessage() for r in caplog.records if "upstream of" in r.getMessage()]
+    assert logged == [
+        f"upstream of m at {dead} failed: ClientConnectorError (not logged again until it answers)",
+        f"upstream of s at {live} failed: HTTP 503 (not logged again until it answers)",
+        f"upstream of s at {live} answers again",
+        f"upstream of s at {live} failed: HTTP 503 (not logged again until it answers)",
+    ]
     assert "sk-secret" not in caplog.text
+
+
+def snapshot(landing: Path, table: str) -> list[dict]:
+    return [json.loads(line) for line in (landing / "experiments" / f"{table}.jsonl").read_text().splitlines()]
+
+
+def test_the_proxy_keeps_the_synthetic_experiments_in_a_shared_landing_zone(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    assert synth_command(str(landing), 1, 80, 1, "2026-11-01", False) == 0
+    synthetic = {t: snapshot(landing, t) for t in ("model_experiment", "model_experiment_variant")}
+    quarantined = validate_landing(open_store(landing)).total_quarantined  # synth plants a few bad lines
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(demo))
+    with ServerThread(create_app(tmp_path / "proxy.yaml", landing)):
+        pass  # the snapshot is written on start
+    del demo["experiments"][0]["variants"][1]  # a reload without the treatment variant
+    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump(demo))
+    with ServerThread(create_app(tmp_path / "proxy.yaml", landing)):
+        pass
+
+    ours = str(load_proxy_config(DEMO_CONFIG).experiments[0].id)
+    experiments, variants = snapshot(landing, "model_experiment"), snapshot(landing, "model_experiment_variant")
+    versions = snapshot(landing, "model_experiment_variant_version")
+    assert [e for e in experiments if e["id"] != ours] == synthetic["model_experiment"]
+    assert [v for v in variants if v["experiment_id"] != ours] == synthetic["model_experiment_variant"]
+    assert [v["label"] for v in variants if v["experiment_id"] == ours] == ["control"]  # one definition only
+    assert {v["variant_id"] for v in versions} == {v["id"] for v in variants}
+    assert validate_landing(open_store(landing)).total_quarantined == quarantined  # the snapshot lines validate
