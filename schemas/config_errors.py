@@ -63,7 +63,7 @@ def _explain(model: type[BaseModel], problem: Any) -> str:
     if kind == "extra_forbidden":
         return _unknown_key(model, problem["loc"])
     if kind == "missing":
-        return "required key is missing"
+        return message
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         bound = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
         message = f"must be {bound} {next(iter(ctx.values()))}"
