@@ -280,22 +280,22 @@ def merge_snapshot(ours: dict[RecordType, list[dict[str, Any]]], existing: dict[
     variants = {row["id"] for row in ours[MODEL_EXPERIMENT_VARIANT]}
     versions = {row["id"] for row in ours[MODEL_EXPERIMENT_VARIANT_VERSION]}
 
-    def kept(record_type: RecordType, replaced: Callable[[dict[str, Any]], bool]) -> list[bytes]:
+    def kept(record_type: RecordType, replaced: Callable[[dict[str, str]], bool]) -> list[bytes]:
         lines = []
         for line in existing.get(record_type.location, b"").splitlines():
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:
                 row = None
-            if line.strip() and not (isinstance(row, dict) and replaced(row)):
+            if line.strip() and not (isinstance(row, dict) and replaced({k: str(v) for k, v in row.items()})):
                 lines.append(line + b"\n")
         return lines
 
     old_experiments = kept(MODEL_EXPERIMENT, lambda row: row.get("id") in experiments)
 
-    def our_variant(row: dict[str, Any]) -> bool:
+    def our_variant(row: dict[str, str]) -> bool:
         if row.get("experiment_id") in experiments:
-            variants.add(row.get("id"))  # an earlier variant of ours: its versions go too
+            variants.add(row.get("id", ""))  # an earlier variant of ours: its versions go too
             return True
         return row.get("id") in variants
 
