@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import openai
@@ -27,8 +28,10 @@ from replay.proxy.app import create_app
 from replay.proxy.cli import DEFAULT_HOST, DEFAULT_STUB_PORT
 from replay.proxy.demo_traffic import DEMO_CONFIG, PREVIEW_MODEL, config_for_stub
 from replay.proxy.preflight import checked_config
+from replay.proxy.records import jsonl, merge_snapshot, snapshot_lines
 from replay.proxy.server import ServerThread
 from replay.proxy.stub_upstream import StubUpstream, reply_for
+from schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT
 from schemas.proxy_config import load_proxy_config
 
 TRACEDROP = str(Path(sys.executable).with_name("tracedrop"))
@@ -249,3 +252,12 @@ def test_the_proxy_keeps_the_synthetic_experiments_in_a_shared_landing_zone(tmp_
     assert [v["label"] for v in variants if v["experiment_id"] == ours] == ["control"]  # one definition only
     assert {v["variant_id"] for v in versions} == {v["id"] for v in variants}
     assert validate_landing(open_store(landing)).total_quarantined == quarantined  # the snapshot lines validate
+
+
+def test_a_snapshot_merge_keeps_lines_it_cannot_read_and_replaces_only_its_own_rows() -> None:
+    ours = snapshot_lines(load_proxy_config(DEMO_CONFIG), datetime(2026, 12, 1, tzinfo=UTC))
+    mine = ours[MODEL_EXPERIMENT][0]
+    existing = {MODEL_EXPERIMENT.location: b'not json\n{"id": ["odd"]}\n' + jsonl([{**mine, "name": "stale"}])}
+    merged = merge_snapshot(ours, existing)
+    assert merged[MODEL_EXPERIMENT.location] == b'not json\n{"id": ["odd"]}\n' + jsonl([mine])
+    assert merged[MODEL_EXPERIMENT_VARIANT.location] == jsonl(ours[MODEL_EXPERIMENT_VARIANT])
