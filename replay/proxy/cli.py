@@ -42,7 +42,7 @@ def proxy_command(
         listening.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"tracedrop proxy on http://{host}:{port}/v1 (telemetry to {landing})", file=sys.stderr)
+    print(f"tracedrop proxy on http://{host}:{listening.getsockname()[1]}/v1 (telemetry to {landing})", file=sys.stderr)
     return 0 if serve(app, listening) else 1
 
 
@@ -63,5 +63,5 @@ def stub_command(
     except PortInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"stub upstream on http://{host}:{port}/v1 (any API key is accepted)", file=sys.stderr)
+    print(f"stub upstream on http://{host}:{listening.getsockname()[1]}/v1 (any API key is accepted)", file=sys.stderr)
     return 0 if serve(StubUpstream(settings).app(), listening) else 1
