@@ -85,6 +85,18 @@ def proxy(
 
 
 @app.command()
+def stub(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (the demo proxy config's upstreams use 9001).")] = 9001,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Milliseconds to wait before each answer.")] = 0.0,
+) -> None:
+    """Serve a stub OpenAI-compatible upstream (deterministic answers, any API key) for the proxy's demo config."""
+    from replay.proxy.cli import stub_command
+
+    raise typer.Exit(stub_command(host=host, port=port, latency_ms=latency_ms))
+
+
+@app.command()
 def redact(
     path: Annotated[str, typer.Argument(help="A text file to redact, or - for standard input.")],
 ) -> None:

@@ -110,7 +110,7 @@ partners:
     [
         ("partners:\n  - id: Acme!\n", r"partners\[0\]\.id: String should match pattern"),
         ("partners:\n  - id: acme\n    name: A\n    eval_program: yes-please\n", r"partners\[0\]\.eval_program"),
-        ("partners:\n  - id: acme\n    salt: hunter2\n", r"partners\[0\]\.salt: Extra inputs are not permitted"),
+        ("partners:\n  - id: acme\n    salt: hunter2\n", r"partners\[0\]\.salt: unknown key"),
         ("partners: [\n", "not valid YAML"),
         (
             f"""partners:
@@ -177,7 +177,7 @@ experiments:
         ),
         (
             "routes:\n  - model: m\n    upstream: {base_url: http://x, internal_id: i, api_key: sk-1}\n",
-            "api_key: Extra",
+            "api_key: unknown key; did you mean 'api_key_env'",
         ),
         ("clients:\n  - {token_sha256: abc, user_id: u}\n", r"clients\[0\]\.token_sha256"),
         (

@@ -18,6 +18,7 @@ from pipelines.synth.generate import SUMMARY_KEY, SynthConfig, SynthError, gener
 from pipelines.synth.ids import Ids
 from pipelines.synth.plants import ALL_FACTORIES, SECRET
 from pipelines.synth.scenario import PARTNERS_YAML, build_scenario
+from replay.proxy.demo_traffic import DEMO_CONFIG
 from schemas.bucketing import allocation_subject, choose_variant, version_in_force
 from schemas.exclusions import Exclusion
 from schemas.fields import parse_timestamp
@@ -34,6 +35,7 @@ from schemas.landing import (
     RecordType,
 )
 from schemas.partners import load_partner_registry
+from schemas.proxy_config import load_proxy_config
 
 SMALL = SynthConfig(days=2, requests_per_day=400, seed=11)
 
@@ -303,10 +305,12 @@ def test_synth_command_reports_and_rejects_bad_arguments(tmp_path: Path, capsys:
     assert synth_command(str(tmp_path / "y"), 1, 80, 1, "03/02/2027", False) == 2
 
 
-def test_demo_registry_owns_the_scenario_experiments() -> None:
+def test_demo_registry_owns_the_scenario_experiments_and_the_proxy_demo_s() -> None:
     registry = load_partner_registry(PARTNERS_YAML)
     scenario = build_scenario(parse_timestamp("2026-11-01T00:00:00Z"), 1)
-    assert {e for p in registry.partners for e in p.experiment_ids} == set(scenario.experiments)
+    proxy_demo = {str(e.id) for e in load_proxy_config(DEMO_CONFIG).experiments}
+    assert not proxy_demo & set(scenario.experiments)  # the proxy demo's traffic never mixes with synth's
+    assert {e for p in registry.partners for e in p.experiment_ids} == set(scenario.experiments) | proxy_demo
     assert len(registry.partners) >= 2 and [p.id for p in registry.partners if not p.eval_program] == ["gamma"]
     assert all(p.subject_salt_env.startswith("TRACEDROP_SALT_") for p in registry.partners)
     statuses = Counter(e.status for e in scenario.experiments.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -29,17 +28,16 @@ from replay.proxy.blinding import SSEBlinder, blind_json
 from replay.proxy.identity import identify
 from replay.proxy.live_config import LiveConfig
 from replay.proxy.records import Exchange
-from replay.proxy.routing import Decision
+from replay.proxy.routing import Decision, UpstreamTarget
 from replay.proxy.telemetry import TelemetryLimits, TelemetryWriter
 from replay.proxy.upstream import (
     UPSTREAM_ERRORS,
+    FailureLog,
     UpstreamLimits,
     error_for_exception,
     error_for_status,
     make_client,
 )
-
-log = logging.getLogger(__name__)
 
 SSE_MEDIA_TYPE = "text/event-stream"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -63,6 +61,7 @@ class Proxy:
         self.telemetry = telemetry
         self.settings = settings
         self.client: aiohttp.ClientSession | None = None
+        self.failures = FailureLog()
 
     async def models(self, request: Request) -> Response:
         return Response(self.live.table.models_body, media_type=errors.JSON_MEDIA_TYPE)
@@ -137,10 +136,12 @@ class Proxy:
                 upstream.chat_url, data=payload, headers=upstream.headers, allow_redirects=False
             )
         except UPSTREAM_ERRORS as exc:
-            log.warning("upstream request failed: %s", type(exc).__name__)
+            self.failures.failed(upstream, type(exc).__name__)
             return self._refuse(exchange, error_for_exception(exc), started)
         response_id = f"chatcmpl-{exchange.usage_id.replace('-', '')}"
         status = response.status
+        if status < 400:
+            self.failures.answered(upstream)
         if status < 400 and response.content_type == SSE_MEDIA_TYPE:
             exchange.status_code = status
             exchange.cancelled = True  # until the stream reaches its end
@@ -152,19 +153,20 @@ class Proxy:
                 exchange.has_error = exchange.has_error or blinder.saw_error
                 self._record(exchange, started)
 
-            return _RelayResponse(self._relay(response, blinder, exchange), finalize)
+            return _RelayResponse(self._relay(response, blinder, exchange, upstream), finalize)
         try:
             raw = await response.read()
         except UPSTREAM_ERRORS as exc:
+            self.failures.failed(upstream, type(exc).__name__)
             return self._refuse(exchange, error_for_exception(exc), started)
         finally:
             response.release()
         if status >= 400:
-            log.warning("upstream answered HTTP %d", status)
+            self.failures.failed(upstream, f"HTTP {status}")
             return self._refuse(exchange, error_for_status(status), started)
         blinded = blind_json(raw, exchange.requested_model, response_id)
         if blinded is None:
-            log.warning("upstream answered with a body that is not a JSON object")
+            self.failures.failed(upstream, "a body that is not a JSON object")
             return self._refuse(exchange, errors.upstream_failed(), started)
         content, exchange.response = blinded
         exchange.status_code = status
@@ -174,7 +176,7 @@ class Proxy:
         return Response(content, status_code=status, media_type=errors.JSON_MEDIA_TYPE)
 
     async def _relay(
-        self, response: aiohttp.ClientResponse, blinder: SSEBlinder, exchange: Exchange
+        self, response: aiohttp.ClientResponse, blinder: SSEBlinder, exchange: Exchange, upstream: UpstreamTarget
     ) -> AsyncIterator[bytes]:
         """The upstream's SSE stream, blinded, chunk by chunk as it arrives."""
         try:
@@ -187,7 +189,7 @@ class Proxy:
             if tail:
                 yield tail
         except UPSTREAM_ERRORS as exc:
-            log.warning("upstream stream broke: %s", type(exc).__name__)
+            self.failures.failed(upstream, f"stream broke: {type(exc).__name__}")
             exchange.has_error = True
             yield b"data: " + errors.upstream_failed().body() + b"\n\n"
         exchange.cancelled = False

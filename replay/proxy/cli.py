@@ -1,13 +1,16 @@
-"""Command functions behind ``tracedrop proxy`` and ``tracedrop proxy-stub``; they return exit codes."""
+"""Command functions behind ``tracedrop proxy`` and ``tracedrop stub``; they return exit codes."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from replay.proxy.app import ProxySettings, create_app
+from replay.proxy.preflight import PortInUse, checked_config, listen
 from replay.proxy.server import serve
 from replay.proxy.stub_upstream import StubSettings, StubUpstream
+from schemas.config_errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PROXY_PORT = 8787
@@ -22,16 +25,25 @@ def proxy_command(
     landing: str = DEFAULT_LANDING,
     watch_interval: float | None = 1.0,
 ) -> int:
-    """Serve the proxy until SIGINT/SIGTERM: 0 after a clean stop, 2 for a bad config, 1 otherwise."""
+    """Serve the proxy until SIGINT/SIGTERM (uvicorn re-raises it after a clean stop); 2 for a bad config or busy port.
+
+    The config, its key variables and the port are checked first: on failure nothing is written.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        app = create_app(config, landing, ProxySettings(watch_interval=watch_interval))
-    except ValueError as exc:  # a ConfigError, or an unusable landing URL
+        checked_config(config, os.environ)
+        listening = listen(host, port)
+    except (ConfigError, PortInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"tracedrop proxy on http://{host}:{port}/v1 (telemetry to {landing})", file=sys.stderr)
-    return 0 if serve(app, host, port) else 1
+    try:
+        app = create_app(config, landing, ProxySettings(watch_interval=watch_interval))
+    except ValueError as exc:  # an unusable landing URL, or the file changed into a bad one since the check
+        listening.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"tracedrop proxy on http://{host}:{listening.getsockname()[1]}/v1 (telemetry to {landing})", file=sys.stderr)
+    return 0 if serve(app, listening) else 1
 
 
 def stub_command(
@@ -42,9 +54,14 @@ def stub_command(
     error_rate: float = 0.0,
     error_status: int = 500,
 ) -> int:
-    """Serve a stub OpenAI-compatible upstream (see :mod:`replay.proxy.stub_upstream`)."""
+    """Serve a stub OpenAI-compatible upstream (see :mod:`replay.proxy.stub_upstream`) until SIGINT/SIGTERM."""
     settings = StubSettings(
         latency_ms=latency_ms, chunk_delay_ms=chunk_delay_ms, error_rate=error_rate, error_status=error_status
     )
-    print(f"stub upstream on http://{host}:{port}/v1", file=sys.stderr)
-    return 0 if serve(StubUpstream(settings).app(), host, port) else 1
+    try:
+        listening = listen(host, port)
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"stub upstream on http://{host}:{listening.getsockname()[1]}/v1 (any API key is accepted)", file=sys.stderr)
+    return 0 if serve(StubUpstream(settings).app(), listening) else 1

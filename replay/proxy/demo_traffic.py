@@ -22,9 +22,8 @@ from replay.proxy.server import ServerThread
 from replay.proxy.stub_upstream import StubUpstream
 
 DEMO_CONFIG = Path(__file__).with_name("demo_proxy.yaml")
-DEMO_KEY_ENV = {"ACME_KEY": "demo-upstream-key"}
 AUTHENTICATED_TOKEN = "test"  # sha256 is the demo config's client token_sha256 (user-1)
-PREVIEW_MODEL = "preview/acme-coder"
+PREVIEW_MODEL = "preview/demo-coder"
 PRODUCTION_MODEL = "candidate-a"
 
 
@@ -75,7 +74,7 @@ def play_demo_traffic(landing: str, sessions: int = 30, seed: int = 7) -> Traffi
     rng = random.Random(seed)
     summary = TrafficSummary()
     with tempfile.TemporaryDirectory(prefix="tracedrop-demo-proxy-") as tmp, ServerThread(StubUpstream().app()) as stub:
-        app = create_app(config_for_stub(stub.url, Path(tmp)), landing, env=DEMO_KEY_ENV)
+        app = create_app(config_for_stub(stub.url, Path(tmp)), landing)
         with ServerThread(app) as proxy:
             for index in range(sessions):
                 authenticated = index % 3 == 0

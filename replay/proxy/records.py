@@ -6,6 +6,7 @@ serialising); :func:`finish` turns it into lines and blobs on the telemetry thre
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -260,4 +261,51 @@ def snapshot_lines(config: ProxyConfig, written_at: datetime) -> dict[RecordType
         MODEL_EXPERIMENT: experiments,
         MODEL_EXPERIMENT_VARIANT: variants,
         MODEL_EXPERIMENT_VARIANT_VERSION: versions,
+    }
+
+
+def jsonl(lines: list[dict[str, Any]]) -> bytes:
+    """JSON lines, each ending in a newline."""
+    return b"".join(orjson.dumps(line) + b"\n" for line in lines)
+
+
+def merge_snapshot(ours: dict[RecordType, list[dict[str, Any]]], existing: dict[str, bytes]) -> dict[str, bytes]:
+    """The snapshot objects with ``ours`` in place of any earlier rows of the same experiments.
+
+    ``existing`` maps object keys to what the landing zone holds (a synthetic or an earlier snapshot):
+    rows of other experiments stay as they are, so a proxy writing into a shared landing zone never
+    drops another experiment's definition nor leaves two definitions of its own.
+    """
+    experiments = {row["id"] for row in ours[MODEL_EXPERIMENT]}
+    variants = {row["id"] for row in ours[MODEL_EXPERIMENT_VARIANT]}
+    versions = {row["id"] for row in ours[MODEL_EXPERIMENT_VARIANT_VERSION]}
+
+    def kept(record_type: RecordType, replaced: Callable[[dict[str, str]], bool]) -> list[bytes]:
+        lines = []
+        for line in existing.get(record_type.location, b"").splitlines():
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                row = None
+            if line.strip() and not (isinstance(row, dict) and replaced({k: str(v) for k, v in row.items()})):
+                lines.append(line + b"\n")
+        return lines
+
+    old_experiments = kept(MODEL_EXPERIMENT, lambda row: row.get("id") in experiments)
+
+    def our_variant(row: dict[str, str]) -> bool:
+        if row.get("experiment_id") in experiments:
+            variants.add(row.get("id", ""))  # an earlier variant of ours: its versions go too
+            return True
+        return row.get("id") in variants
+
+    old_variants = kept(MODEL_EXPERIMENT_VARIANT, our_variant)
+    old_versions = kept(
+        MODEL_EXPERIMENT_VARIANT_VERSION, lambda row: row.get("id") in versions or row.get("variant_id") in variants
+    )
+    return {
+        MODEL_EXPERIMENT.location: b"".join(old_experiments) + jsonl(ours[MODEL_EXPERIMENT]),
+        MODEL_EXPERIMENT_VARIANT.location: b"".join(old_variants) + jsonl(ours[MODEL_EXPERIMENT_VARIANT]),
+        MODEL_EXPERIMENT_VARIANT_VERSION.location: b"".join(old_versions)
+        + jsonl(ours[MODEL_EXPERIMENT_VARIANT_VERSION]),
     }

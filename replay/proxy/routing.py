@@ -33,6 +33,8 @@ CHAT_COMPLETIONS_PATH = "/chat/completions"
 class UpstreamTarget:
     """Where and how to send one request: URL, headers with the key, and the body transforms."""
 
+    route: str  # the configured model id it serves (a route's model or an experiment's public id)
+    base_url: str
     chat_url: str
     internal_id: str
     headers: Mapping[str, str] = field(repr=False)  # carries the key: never log it
@@ -81,7 +83,7 @@ class _ExperimentRoute:
     slots: tuple[_Slot, ...]
 
 
-def _target(upstream: Upstream, env: Mapping[str, str]) -> UpstreamTarget:
+def _target(upstream: Upstream, env: Mapping[str, str], route: str) -> UpstreamTarget:
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
     if upstream.api_key_env:
         key = env.get(upstream.api_key_env)
@@ -90,6 +92,8 @@ def _target(upstream: Upstream, env: Mapping[str, str]) -> UpstreamTarget:
         else:
             log.warning("environment variable %s is not set; its upstream gets no key", upstream.api_key_env)
     return UpstreamTarget(
+        route=route,
+        base_url=upstream.base_url,
         chat_url=upstream.base_url + CHAT_COMPLETIONS_PATH,
         internal_id=upstream.internal_id,
         headers=headers,
@@ -98,10 +102,10 @@ def _target(upstream: Upstream, env: Mapping[str, str]) -> UpstreamTarget:
     )
 
 
-def _slot(variant: Variant, env: Mapping[str, str]) -> _Slot:
+def _slot(variant: Variant, env: Mapping[str, str], route: str) -> _Slot:
     """Evaluate :func:`version_in_force` at every ``effective_at``: it is constant in between."""
     points = sorted({v.effective_at for v in variant.versions})
-    targets = {v.id: _target(v.upstream, env) for v in variant.versions}
+    targets = {v.id: _target(v.upstream, env, route) for v in variant.versions}
     in_force = []
     for point in points:
         version = version_in_force(variant.versions, point)
@@ -114,7 +118,7 @@ def _experiment_route(experiment: Experiment, env: Mapping[str, str]) -> _Experi
     return _ExperimentRoute(
         id=experiment.id,
         paused=experiment.status == "paused",
-        slots=tuple(_slot(variant, env) for variant in experiment.variants),
+        slots=tuple(_slot(variant, env, experiment.public_model_id) for variant in experiment.variants),
     )
 
 
@@ -132,7 +136,8 @@ class RoutingTable:
         self.trust_forwarded_for = config.trust_forwarded_for
         self.users_by_token_sha256 = {client.token_sha256: client.user_id for client in config.clients}
         self.routes = {
-            route.model.lower(): Decision(_target(route.upstream, env), ROUTE_PROVIDER) for route in config.routes
+            route.model.lower(): Decision(_target(route.upstream, env, route.model), ROUTE_PROVIDER)
+            for route in config.routes
         }
         self.experiments = {
             e.public_model_id.lower(): _experiment_route(e, env)

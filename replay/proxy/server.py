@@ -38,14 +38,15 @@ def uvicorn_config(app: ASGIApp, host: str, port: int, log_level: str = "warning
     )
 
 
-def serve(app: ASGIApp, host: str, port: int) -> bool:
-    """Serve until SIGINT/SIGTERM; False if the server could not start (e.g. port in use).
+def serve(app: ASGIApp, listening: socket.socket) -> bool:
+    """Serve on an already listening socket until SIGINT/SIGTERM; False if the server could not start.
 
     Sets the process's GIL switch interval to ``GIL_SWITCH_SECONDS``.
     """
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    host, port = listening.getsockname()[:2]
     server = uvicorn.Server(uvicorn_config(app, host, port, log_level="info"))
-    server.run()
+    server.run(sockets=[listening])
     return server.started
 
 

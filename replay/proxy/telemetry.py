@@ -31,21 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from pipelines.objectstore import LocalStore, ObjectStore, content_key
-from replay.proxy.records import Exchange, Finished, finish, snapshot_lines
-from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE, partition_dir
+from replay.proxy.records import Exchange, Finished, finish, jsonl, merge_snapshot, snapshot_lines
+from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE, RecordType, partition_dir
 from schemas.proxy_config import ProxyConfig
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
-
-
-def jsonl(lines: list[dict[str, Any]]) -> bytes:
-    """JSON lines, each ending in a newline."""
-    return b"".join(orjson.dumps(line) + b"\n" for line in lines)
 
 
 class BlobBatch(Protocol):
@@ -131,7 +124,7 @@ class TelemetryWriter:
         self._wake = threading.Event()
         self._stopping = False
         self._queue: deque[Exchange] = deque()
-        self._snapshot: dict[str, bytes] | None = None
+        self._snapshot: dict[RecordType, list[dict[str, Any]]] | None = None
         self._unstored: list[Finished] = []  # blobs not stored yet (retrying)
         self._unwritten: dict[str, bytes] = {}  # object key → JSONL, failed to write (retrying)
         self._unwritten_lines = 0
@@ -163,9 +156,9 @@ class TelemetryWriter:
 
     def publish_snapshot(self, config: ProxyConfig) -> None:
         """Queue the experiment snapshot of ``config``; a newer one replaces an unwritten older one."""
-        payloads = {rt.location: jsonl(lines) for rt, lines in snapshot_lines(config, datetime.now(UTC)).items()}
+        rows = snapshot_lines(config, datetime.now(UTC))
         with self._lock:
-            self._snapshot = payloads
+            self._snapshot = rows
         self._wake.set()
 
     def stats(self) -> dict[str, int]:
@@ -205,7 +198,7 @@ class TelemetryWriter:
             taken = list(self._queue)
             self._queue.clear()
         ok = True
-        if snapshot and not self._write_objects(snapshot):
+        if snapshot and not self._write_snapshot(snapshot):
             ok = False
             with self._lock:
                 self._snapshot = self._snapshot or snapshot  # retry unless a newer one is queued
@@ -294,6 +287,16 @@ class TelemetryWriter:
             self._seq += 1
             files[f"{directory}/{self._name}-{self._seq:06d}.jsonl"] = jsonl(lines)
         return files
+
+    def _write_snapshot(self, rows: dict[RecordType, list[dict[str, Any]]]) -> bool:
+        """Write ``rows`` into the landing zone's snapshot, other experiments' rows kept.  True if written."""
+        try:
+            existing = {rt.location: self.store.get(rt.location) for rt in rows if self.store.exists(rt.location)}
+        except Exception as exc:
+            self._count("failed_writes")
+            log.warning("telemetry: reading the experiment snapshot failed, will retry: %s", exc)
+            return False
+        return self._write_objects(merge_snapshot(rows, existing))
 
     def _write_objects(self, objects: dict[str, bytes]) -> bool:
         """Put each object; written ones leave ``objects``.  True if all were written."""

@@ -6,11 +6,16 @@ The client is an :class:`aiohttp.ClientSession`: per request it costs a fraction
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from replay.proxy import errors
+from replay.proxy.routing import UpstreamTarget
+
+log = logging.getLogger(__name__)
 
 #: What a failed upstream exchange raises: transport errors, and timeouts.
 UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
@@ -60,3 +65,35 @@ def error_for_exception(exc: BaseException) -> errors.ProxyError:
     if isinstance(exc, TimeoutError):  # aiohttp's read and connect timeouts are TimeoutErrors too
         return errors.upstream_timeout()
     return errors.upstream_failed()
+
+
+def shown_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for logs."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+@dataclass
+class FailureLog:
+    """Upstream failures logged once per (route, base URL, kind) until that upstream answers again.
+
+    A refused upstream under load fails every request; the log names it once (route and base URL,
+    never a key), not once per request.
+    """
+
+    failing: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def failed(self, target: UpstreamTarget, kind: str) -> None:
+        kinds = self.failing.setdefault((target.route, target.base_url), set())
+        if kind not in kinds:
+            kinds.add(kind)
+            log.warning(
+                "upstream of %s at %s failed: %s (not logged again until it answers)",
+                target.route,
+                shown_url(target.base_url),
+                kind,
+            )
+
+    def answered(self, target: UpstreamTarget) -> None:
+        if self.failing and self.failing.pop((target.route, target.base_url), None) is not None:
+            log.warning("upstream of %s at %s answers again", target.route, shown_url(target.base_url))
