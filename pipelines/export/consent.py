@@ -147,7 +147,7 @@ def _remove_rows(
     begin(store, record, kept_lineage, run_id, now)  # the partition may hold only the kept rows from here on
     if finished:
         manifest = read_manifest(target) or {}
-        carried = {k: manifest[k] for k in ("dt", "redactor_version", "rules_hash") if k in manifest}
+        carried = {k: manifest[k] for k in ("dt", "schema_version", "redactor_version", "rules_hash") if k in manifest}
         published = replace_partition(
             target,
             record.partner_id,

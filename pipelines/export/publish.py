@@ -63,12 +63,12 @@ def replace_partition(
         latest = max(filter(None, (latest, _latest_created_at(part))), default=None)
     rows = sum(int(f["rows"]) for f in files)  # type: ignore[call-overload]
     document = {
+        "schema_version": DROP_SCHEMA_VERSION,  # a re-publish of older files passes their version in ``manifest``
         **manifest,
         "source_watermark": {  # the partition's own rows only: nothing about other traffic
             "rows": rows,
             "max_created_at": latest.isoformat().replace("+00:00", "Z") if latest else None,
         },
-        "schema_version": DROP_SCHEMA_VERSION,
         "partner_id": partner_id,
         "experiment_id": experiment_id,
         "row_count": rows,
