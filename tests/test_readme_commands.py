@@ -47,7 +47,7 @@ def as_script(lines: list[str]) -> str:
             out += [
                 f"setsid bash -c {quote(command)} > {log} 2>&1 & servers+=($!)",
                 f"for i in $(seq {READY_SECONDS}); do sleep 1; kill -0 ${{servers[-1]}} || {{ cat {log}; exit 1; }}; "
-                f"grep -qiE 'running|listening|serving|started' {log} && break; done",
+                f"grep -qE 'startup complete|Serving dagster-webserver' {log} && break; done",
                 f"kill -0 ${{servers[-1]}} || {{ cat {log}; exit 1; }}",
             ]
         else:
