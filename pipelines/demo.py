@@ -82,8 +82,12 @@ def demo_command(workdir: str) -> int:
     proxy_landing = root / "proxy-landing"
     with console.status("playing agent sessions through the proxy against a stub upstream ..."):
         traffic = play_demo_traffic(str(proxy_landing), sessions=DEMO_PROXY_SESSIONS)
+    served = ", ".join(f"{count} to {model}" for model, count in sorted(traffic.requests.items()))
+    written = traffic.telemetry.get("written_lines", 0), traffic.telemetry.get("written_blobs", 0)
     console.print(
-        f"proxy served {dict(traffic.requests)} in {traffic.sessions} sessions; telemetry {traffic.telemetry}"
+        f"the proxy served {served} in {traffic.sessions} sessions and wrote {written[0]} telemetry lines "
+        f"and {written[1]} blobs to {proxy_landing}",
+        soft_wrap=True,
     )
     today = datetime.now(UTC).date().isoformat()
     result = run_export_job(str(proxy_landing), str(registry), today)
@@ -108,4 +112,27 @@ def demo_command(workdir: str) -> int:
         return replay.run_status
     console.print(headline_table(replay.report))
     console.print(f"Open the replay report: {replay.report.files.html}", soft_wrap=True)
+    console.rule("what to try next")
+    console.print(next_steps(root), soft_wrap=True, markup=False, highlight=False)
     return 1 if failures else 0
+
+
+def next_steps(root: Path) -> str:
+    """Commands that work from here, as the README shows them."""
+    return "\n".join(
+        (
+            "The Dagster UI on these drops (http://127.0.0.1:3000):",
+            f"  DAGSTER_HOME=$PWD/var/dagster_home TRACEDROP_LANDING_URL={root}/landing "
+            f"TRACEDROP_PARTNERS={root}/partners.yaml TRACEDROP_SALT_ACME=demo-only-salt-acme "
+            "TRACEDROP_SALT_BETA=demo-only-salt-beta .venv/bin/dagster dev -w workspace.yaml",
+            "The proxy and its stub upstream, then a request through them:",
+            "  .venv/bin/tracedrop stub &",
+            "  .venv/bin/tracedrop proxy --config replay/proxy/demo_proxy.yaml --landing var/landing &",
+            "  curl -s http://127.0.0.1:8787/v1/chat/completions -H 'content-type: application/json' "
+            """-d '{"model": "preview/demo-coder", "messages": [{"role": "user", "content": "hello"}]}'""",
+            "Withdraw consent everywhere it was published, and see the ledger:",
+            f"  .venv/bin/tracedrop consent apply --landing {root}/landing --partners {root}/partners.yaml",
+            f"  .venv/bin/tracedrop consent ledger --landing {root}/landing",
+            "More in README.md and docs/.",
+        )
+    )
