@@ -85,7 +85,7 @@ def select_rows(options: RunOptions) -> tuple[pl.DataFrame, DropFilter, dict[str
 
 
 def skipped_text(skipped: dict[str, int]) -> str:
-    """``skipped`` as ``truncated 2, not_json 1`` (reasons with no row left out)."""
+    """``skipped`` as ``not_json 1, truncated 2`` (reasons with no row left out)."""
     return ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()) if count)
 
 
