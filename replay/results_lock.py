@@ -26,6 +26,7 @@ from pipelines.objectstore import LocalStore, ObjectNotFound, ObjectStore, Objec
 
 LOCK_FILE = ".lock"
 LEASE_SECONDS = 60.0
+WAIT = "wait for it to finish or give another --out"
 
 
 class ResultsLocked(RuntimeError):
@@ -45,14 +46,17 @@ class Lease:
 
 
 @contextlib.contextmanager
-def exclusive(out: str | Path, lease_seconds: float = LEASE_SECONDS) -> Iterator[Lease]:
-    """Hold the results directory ``out`` for the duration of the block; ResultsLocked when another run does."""
+def exclusive(out: str | Path, lease_seconds: float | None = None) -> Iterator[Lease]:
+    """Hold the results directory ``out`` for the duration of the block; ResultsLocked when another run does.
+
+    ``lease_seconds`` (S3 only) defaults to ``LEASE_SECONDS``.
+    """
     store = open_store(out)
     if isinstance(store, LocalStore):
         with _flock(store.root):
             yield Lease()
     else:
-        with _s3_lease(store, lease_seconds) as lease:
+        with _s3_lease(store, lease_seconds or LEASE_SECONDS) as lease:
             yield lease
 
 
@@ -64,7 +68,8 @@ def _flock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            raise ResultsLocked(f"another replay run (pid {handle.read().strip() or '?'}) is writing there") from None
+            holder = handle.read().strip() or "?"
+            raise ResultsLocked(f"another replay run (pid {holder}) is writing there; {WAIT}") from None
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
@@ -103,7 +108,8 @@ def _acquire(store: ObjectStore, run_id: str, lease_seconds: float) -> None:
             continue  # released between our attempt and the read
         if not _expired(holder):
             raise ResultsLocked(
-                f"another replay run ({holder.get('holder')}, lease until {holder['expires_at']}) is writing there"
+                f"another replay run ({holder.get('holder')}, lease until {holder['expires_at']}) is writing there; "
+                + WAIT
             )
         if _holder(store) == holder:  # still the same run-out lease: its holder died
             store.delete([LOCK_FILE])

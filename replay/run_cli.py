@@ -307,7 +307,7 @@ def _run(options: RunOptions) -> int:
             calls = pending_calls(rows, plan, settings, skip)
             return _execute(options, rows, plan, settings, run, skip, calls, lease)
     except ResultsLocked as exc:
-        _say(f"{PROG}: --out {options.out}: {exc}; wait for it to finish or give another --out")
+        _say(f"{PROG}: --out {options.out}: {exc}")
         return 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from pipelines.objectstore import open_store
+from replay import results_lock
 from replay.plan import ORIGINAL
 from replay.proxy.app import ProxySettings, create_app
 from replay.proxy.server import ServerThread
@@ -402,3 +405,33 @@ def test_an_s3_results_directory_is_held_by_one_run_and_resumes(s3_bucket: str, 
     code, _, stderr = replay(*args)
     assert code == 0 and sum(stub.attempts.values()) == calls == 8 and "0 call(s) to make" in stderr
     assert load_results(out).missing.is_empty()
+
+
+def test_a_run_whose_s3_lease_is_taken_over_stops_and_saves_nothing_more(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(results_lock, "LEASE_SECONDS", 0.6)  # renewed every 0.2 s
+    url, out = str(tmp_path / "drops"), f"s3://{s3_bucket}/results/taken"
+    write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 40)}))
+    stub = CountingStub(latency_ms=100).start()
+    other = orjson.dumps({"run_id": "other", "holder": "other-host pid 1", "expires_at": "2999-01-01T00:00:00+00:00"})
+    stop = threading.Event()
+
+    def take_over() -> None:  # as if the run had been cut off past its lease and another run took the lock
+        while not stop.wait(0.05):
+            if stub.attempts:
+                open_store(out).put(".lock", other)
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    try:
+        args = ("--drops", url, "--out", out, "--concurrency", "1", "--candidates", f"c={stub.base_url}")
+        code, _, stderr = replay(*args)
+    finally:
+        stop.set()
+        thief.join()
+        stub.stop()
+    assert code == 2 and stderr.strip().splitlines()[-1].startswith(f"tracedrop replay run: --out {out}: this run lost")
+    assert "held by other-host pid 1" in stderr and "Traceback" not in stderr
+    assert sum(stub.attempts.values()) < 40  # it stopped calling once it could not save
+    assert orjson.loads(open_store(out).get(".lock"))["run_id"] == "other"
