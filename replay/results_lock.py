@@ -116,12 +116,13 @@ def _acquire(store: ObjectStore, run_id: str, lease_seconds: float) -> None:
 
 
 def _renew(store: ObjectStore, run_id: str, lease_seconds: float, lease: Lease, stop: threading.Event) -> None:
-    """Extend the lease every third of it until ``stop``; mark it lost when another run holds the lock."""
+    """Extend the lease every third of it until ``stop``; mark it lost when another run holds the lock, or when
+    it ran out before it could be renewed (another run may be taking it over at this moment)."""
     while not stop.wait(lease_seconds / 3):
         try:
             holder = _holder(store)
-            if holder is None or holder.get("run_id") != run_id:
-                taker = holder.get("holder") if holder else "nobody"
+            if holder is None or holder.get("run_id") != run_id or _expired(holder):
+                taker = "nobody" if holder is None or holder.get("run_id") == run_id else holder.get("holder")
                 lease.lost = (
                     f"this run lost its lease on the results directory (now held by {taker}) after it could not "
                     "renew it in time; re-run to resume"

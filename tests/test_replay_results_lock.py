@@ -41,12 +41,25 @@ def test_a_lease_that_ran_out_is_taken_over_and_a_live_one_is_not(s3_bucket: str
     assert json.loads(store.get(LOCK_FILE))["run_id"] == "live-run"  # left to its holder
 
 
-def test_the_lease_is_renewed_while_the_run_lasts(s3_bucket: str) -> None:
+def test_a_lease_that_ran_out_before_its_renewal_is_lost_even_if_nobody_took_it_yet(s3_bucket: str) -> None:
     out = f"s3://{s3_bucket}/results"
     store = open_store(out)
     with exclusive(out, lease_seconds=0.6) as lease:
+        deadline = time.monotonic() + 10
+        while lease.lost is None and time.monotonic() < deadline:  # until a renewal reads the run-out lease
+            mine = json.loads(store.get(LOCK_FILE))
+            store.put(LOCK_FILE, json.dumps({**mine, "expires_at": "2000-01-01T00:00:00+00:00"}).encode())
+            time.sleep(0.1)
+        with pytest.raises(ResultsLocked, match="now held by nobody"):
+            lease.check()
+
+
+def test_the_lease_is_renewed_while_the_run_lasts(s3_bucket: str) -> None:
+    out = f"s3://{s3_bucket}/results"
+    store = open_store(out)
+    with exclusive(out, lease_seconds=1.5) as lease:
         first = json.loads(store.get(LOCK_FILE))
-        time.sleep(0.9)
+        time.sleep(1.0)
         renewed = json.loads(store.get(LOCK_FILE))
         lease.check()
     assert renewed["run_id"] == first["run_id"] and renewed["expires_at"] > first["expires_at"]
@@ -57,8 +70,10 @@ def test_a_run_whose_lease_was_taken_over_writes_nothing_more(s3_bucket: str) ->
     store = open_store(out)
     with exclusive(out, lease_seconds=0.6) as lease:
         writer = ResultsWriter(out, guard=lease.check)
-        store.put(LOCK_FILE, claim("other-run", 60))  # as if this run had been cut off past its lease
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while lease.lost is None and time.monotonic() < deadline:
+            store.put(LOCK_FILE, claim("other-run", 60))  # as if this run had been cut off past its lease
+            time.sleep(0.1)
         writer.add({"key": "k", "row_id": "r", "arm": "a", "sample": 0, "error": "boom"})
         with pytest.raises(ResultsLocked, match=r"lost its lease .* held by other-host pid 1"):
             writer.flush()
