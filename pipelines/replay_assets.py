@@ -62,6 +62,7 @@ def replay_results(context: dg.AssetExecutionContext, replay: ReplayResource) ->
             "results": dg.MetadataValue.int(data.results.height),
             "errors": dg.MetadataValue.int(data.errors.height),
             "missing": dg.MetadataValue.int(data.missing.height - data.errors.height),
+            "skipped_rows": dg.MetadataValue.int(sum(data.run["skipped_rows"].values())),
             "results_dir": dg.MetadataValue.path(str(Path(spec.run.out).absolute())),
         }
     )

@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import yaml
 from rich.table import Table
 
@@ -22,7 +19,6 @@ from replay.report.svg import fmt
 from replay.report_cli import ReportOptions, ReportOutcome, produce_report
 from replay.run_cli import replay_run_command
 from replay.run_options import RunOptions
-from schemas.drop import PART_TEMPLATE, SUCCESS_NAME
 
 DEMO_PARTNER = "acme"
 DEMO_SAMPLE = 120
@@ -48,25 +44,13 @@ def proxy_config(stub_url: str, directory: Path) -> Path:
     return path
 
 
-def whole_body_drops(drops: Path, target: Path) -> Path:
-    """A copy of the demo partner's published partitions without the rows whose request body was truncated at
-    export (``was_truncated``): ``replay run`` refuses a body that is not a whole JSON object."""
-    for success in sorted((drops / f"partner={DEMO_PARTNER}").glob(f"experiment=*/dt=*/{SUCCESS_NAME}")):
-        table = pa.concat_tables(pq.read_table(part) for part in sorted(success.parent.glob("*.parquet")))
-        kept = table.filter(pc.invert(table["was_truncated"]))
-        partition = target / success.parent.relative_to(drops)
-        partition.mkdir(parents=True)
-        pq.write_table(kept, partition / PART_TEMPLATE.format(index=0))
-        (partition / SUCCESS_NAME).write_bytes(b"")
-    return target
-
-
 def run_demo_replay(root: Path, drops: Path) -> DemoReplay:
-    """Replay ``DEMO_SAMPLE`` rows of the partner's drops through the proxy and report under ``root/replay``."""
+    """Replay ``DEMO_SAMPLE`` rows of the partner's drops (as exported: rows whose request body was truncated
+    are skipped and counted by the run) through the proxy and report under ``root/replay``."""
     out = root / "replay"
     shutil.rmtree(out, ignore_errors=True)  # the demo always starts afresh
-    drops = whole_body_drops(drops, out / "drops")
-    stub = DemoCandidates(pl.scan_parquet(f"{drops}/**/*.parquet", hive_partitioning=True).collect())
+    logged = pl.scan_parquet(f"{drops}/partner={DEMO_PARTNER}/**/*.parquet", hive_partitioning=True).collect()
+    stub = DemoCandidates(logged)
     with tempfile.TemporaryDirectory(prefix="tracedrop-demo-replay-") as tmp, ServerThread(stub.app()) as upstream:
         app = create_app(proxy_config(upstream.url, Path(tmp)), str(root / "replay-proxy-landing"), env=DEMO_KEY_ENV)
         with ServerThread(app) as proxy:

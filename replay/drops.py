@@ -40,6 +40,7 @@ ROW_COLUMNS = {  # rows.parquet column -> drop column
     "original_has_error": "has_error",
     "original_input_tokens": "input_tokens",
     "original_output_tokens": "output_tokens",
+    "was_truncated": "was_truncated",
 }
 
 
@@ -135,6 +136,7 @@ def to_rows(drop: pl.DataFrame) -> pl.DataFrame:
         "original_has_error",
         pl.col("original_input_tokens").cast(pl.Int64),
         pl.col("original_output_tokens").cast(pl.Int64),
+        "was_truncated",
     )
 
 

@@ -17,6 +17,9 @@ import polars as pl
 ORIGINAL = "original"
 AA = "aa"
 RESERVED_ARMS = (ORIGINAL, AA)
+NOT_JSON = "not_json"  # a request body that is not a JSON object
+TRUNCATED = "truncated"  # the same, because the export cut the body at its size cap
+SKIP_REASONS = (NOT_JSON, TRUNCATED)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,17 @@ def request_bytes(request_body: str, model: str, stream: bool | None) -> bytes:
     if stream is not None:
         body["stream"] = stream
     return orjson.dumps(body)
+
+
+def unreplayable(request_body: str | None, was_truncated: bool) -> str | None:
+    """Why a row's request cannot be sent faithfully (its body is not a JSON object), or None when it can."""
+    try:
+        whole = isinstance(orjson.loads(request_body or ""), dict)
+    except orjson.JSONDecodeError:
+        whole = False
+    if whole:
+        return None
+    return TRUNCATED if was_truncated else NOT_JSON
 
 
 def config_hash(arm: str, endpoint: Endpoint | None, stream: bool | None) -> str:

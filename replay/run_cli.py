@@ -11,7 +11,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import polars as pl
 
 from pipelines.objectstore import ObjectStoreError, open_store
@@ -20,6 +19,7 @@ from replay.drops import DropFilter, read_rows, scan_partitions
 from replay.plan import ORIGINAL, Arm, PlanSettings, arm_endpoint, arm_model, build_plan, sha256_text
 from replay.progress import LiveProgress
 from replay.proxy.records import REQUEST_KIND
+from replay.results_lock import Lease, ResultsLocked, exclusive
 from replay.run_options import (
     InputError,
     Price,
@@ -34,8 +34,8 @@ from replay.run_options import (
     parse_candidates,
 )
 from replay.runner import Call, Runner, RunnerSettings
-from replay.selection import sample_rows
-from replay.store import PLAN_FILE, ResultsLocked, ResultsWriter, exclusive, load_results, saved_keys, write_run
+from replay.selection import replayable, sample_rows
+from replay.store import PLAN_FILE, ResultsWriter, load_results, saved_keys, write_run
 
 PROG = "tracedrop replay run"
 
@@ -44,8 +44,9 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr)
 
 
-def select_rows(options: RunOptions) -> tuple[pl.DataFrame, DropFilter]:
-    """The drop rows the options ask for (before sampling); InputError when there are none."""
+def select_rows(options: RunOptions) -> tuple[pl.DataFrame, DropFilter, dict[str, int]]:
+    """The replayable drop rows the options ask for (before sampling) and the rows skipped as unreplayable,
+    per reason; InputError when no row is left."""
     start, end = check_filters(options)
     variants = tuple(v.strip() for v in (options.variant or "").split(",") if v.strip())
     wanted = DropFilter(options.partner, options.experiment, start, end, variants)
@@ -74,7 +75,29 @@ def select_rows(options: RunOptions) -> tuple[pl.DataFrame, DropFilter]:
         rows = rows.filter(pl.col("request_kind") == REQUEST_KIND)
     if rows.is_empty():
         raise InputError(f"--drops {options.drops}: no {REQUEST_KIND} row to replay among the chosen rows")
-    return rows, wanted
+    rows, skipped = replayable(rows)
+    if rows.is_empty():
+        raise InputError(
+            f"--drops {options.drops}: no chosen row has a request body that is a whole JSON object "
+            f"({skipped_text(skipped)}); choose other partitions or variants"
+        )
+    return rows, wanted, skipped
+
+
+def skipped_text(skipped: dict[str, int]) -> str:
+    """``skipped`` as ``not_json 1, truncated 2`` (reasons with no row left out)."""
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()) if count)
+
+
+def skipped_line(skipped: dict[str, int]) -> str:
+    """The plan's and the summary's line on rows left out because their request cannot be sent as logged."""
+    total = sum(skipped.values())
+    if not total:
+        return "skipped rows: none (every chosen request body is a JSON object)"
+    return (
+        f"skipped rows: {total} whose request body is not a JSON object ({skipped_text(skipped)}; truncated = cut "
+        "at the export's size cap): they cannot be replayed faithfully and are in no arm"
+    )
 
 
 def resolve(options: RunOptions) -> tuple[pl.DataFrame, PlanSettings, dict[str, Any]]:
@@ -83,7 +106,7 @@ def resolve(options: RunOptions) -> tuple[pl.DataFrame, PlanSettings, dict[str, 
     check_out(options.out)
     proxy = check_url("--proxy", options.proxy) if options.proxy else None
     arms: tuple[Arm, ...] = parse_candidates(options, proxy)
-    rows, wanted = select_rows(options)
+    rows, wanted, skipped = select_rows(options)
     rows = sample_rows(rows, options.sample, options.seed)
     routes = aa_endpoints(options, proxy, set(rows["checkpoint"].to_list()))
     if options.aa:
@@ -118,25 +141,9 @@ def resolve(options: RunOptions) -> tuple[pl.DataFrame, PlanSettings, dict[str, 
         "sample": options.sample,
         "aa": options.aa,
         "stream": options.stream,
+        "skipped_rows": skipped,
     }
     return rows, settings, run
-
-
-def plan_or_fail(rows: pl.DataFrame, settings: PlanSettings) -> pl.DataFrame:
-    try:
-        return build_plan(rows, settings)
-    except (ValueError, orjson.JSONDecodeError):
-        bad = next(r for r, b in rows.select("row_id", "request_body").iter_rows() if not _is_object(b))
-        raise InputError(
-            f"--drops: row {bad} has a request_body that is not a JSON object; it cannot be replayed"
-        ) from None
-
-
-def _is_object(text: str) -> bool:
-    try:
-        return isinstance(orjson.loads(text), dict)
-    except orjson.JSONDecodeError:
-        return False
 
 
 def original_record(row: dict[str, Any], plan_row: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +205,12 @@ def estimate(rows: pl.DataFrame, plan: pl.DataFrame, settings: PlanSettings, pri
 
 
 def print_plan(
-    rows: pl.DataFrame, plan: pl.DataFrame, settings: PlanSettings, prices: dict[str, Price], to_call: int
+    rows: pl.DataFrame,
+    plan: pl.DataFrame,
+    settings: PlanSettings,
+    prices: dict[str, Price],
+    to_call: int,
+    skipped: dict[str, int],
 ) -> None:
     table = estimate(rows, plan, settings, prices)
     sessions = rows.select(pl.coalesce("session_id", "row_id")).n_unique()
@@ -206,6 +218,7 @@ def print_plan(
         f"plan: {rows.height} rows in {sessions} sessions, {settings.samples} sample(s) per call, "
         f"{plan.height - table['calls'].sum()} logged (original), {table['calls'].sum()} calls, {to_call} not saved yet"
     )
+    print(skipped_line(skipped))
     print(f"{'arm':<24} {'calls':>8} {'est. input tok':>15} {'est. output tok':>16} {'est. cost USD':>14}")
     for arm, calls, tokens_in, tokens_out, cost in table.iter_rows():
         shown = "n/a (no price)" if cost is None else f"{cost:.4f}"
@@ -254,6 +267,7 @@ def print_summary(out: str, retries: dict[str, int]) -> int:
     causes = ", ".join(f"{kind} {count}" for kind, count in sorted(retries.items())) or "none"
     print(f"retries this run: {causes}")
     print(f"{total_missing} of {loaded.plan.height} planned pairs missing (errors included: an error is not a result)")
+    print(skipped_line(loaded.run["skipped_rows"]))
     print(f"results: {out}")
     return total_missing
 
@@ -267,7 +281,7 @@ def replay_run_command(options: RunOptions) -> int:
         return 130
 
 
-def skipped(options: RunOptions) -> set[str]:
+def saved_outcomes(options: RunOptions) -> set[str]:
     """The keys a run makes no call for: saved results, and saved errors unless ``--retry-errors``."""
     if not open_store(options.out).exists(PLAN_FILE):
         return set()
@@ -279,19 +293,21 @@ def _run(options: RunOptions) -> int:
     try:
         prices = load_price_table(options.price_table)
         rows, settings, run = resolve(options)
-        plan = plan_or_fail(rows, settings)
+        plan = build_plan(rows, settings)
     except InputError as exc:
         _say(f"{PROG}: {exc}")
         return 2
     if options.dry_run:
-        print_plan(rows, plan, settings, prices, len(pending_calls(rows, plan, settings, skipped(options))))
+        to_call = len(pending_calls(rows, plan, settings, saved_outcomes(options)))
+        print_plan(rows, plan, settings, prices, to_call, run["skipped_rows"])
         return 0
     try:
-        with exclusive(options.out):  # saved keys are read under the lock: no other run adds to them
-            skip = skipped(options)
-            return _execute(options, rows, plan, settings, run, skip, pending_calls(rows, plan, settings, skip))
+        with exclusive(options.out) as lease:  # saved keys are read under the lock: no other run adds to them
+            skip = saved_outcomes(options)
+            calls = pending_calls(rows, plan, settings, skip)
+            return _execute(options, rows, plan, settings, run, skip, calls, lease)
     except ResultsLocked as exc:
-        _say(f"{PROG}: --out {options.out}: {exc}; wait for it to finish or give another --out")
+        _say(f"{PROG}: --out {options.out}: {exc}")
         return 2
 
 
@@ -303,12 +319,14 @@ def _execute(
     run: dict[str, Any],
     skip: set[str],
     calls: list[Call],
+    lease: Lease,
 ) -> int:
     """Write the run's description and the originals, make the calls, print the summary."""
     run["config_hash"] = sha256_text("".join(sorted(set(plan["config_hash"].to_list()))).encode())[:16]
     run["planned"] = dict(plan.group_by("arm", maintain_order=True).len().iter_rows())
+    lease.check()
     write_run(options.out, run, rows, plan)
-    writer = ResultsWriter(options.out)
+    writer = ResultsWriter(options.out, guard=lease.check)
     by_row = {row["row_id"]: row for row in rows.iter_rows(named=True)}
     for plan_row in plan.filter(pl.col("arm") == ORIGINAL).iter_rows(named=True):
         if plan_row["key"] not in skip:

@@ -170,11 +170,19 @@ class Runner:
             (self.tally.errors if record.get("error") else self.tally.done)[call.arm] += 1
             self.on_progress(self.tally)
             if self.writer.pending >= self.settings.flush_every:
-                self.writer.flush()
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write what is buffered; when that fails nothing more can be saved: stop dispatching, and raise."""
+        try:
+            self.writer.flush()
+        except Exception:
+            self._stop.set()
+            raise
 
     async def _flusher(self) -> None:
         while await self._sleep_unless_stopped(self.settings.flush_seconds):
-            self.writer.flush()
+            self._flush()
 
     def _on_sigint(self, workers: list[asyncio.Task[None]]) -> None:
         if self._stop.is_set():

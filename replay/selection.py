@@ -1,4 +1,5 @@
-"""Which rows to replay: all, or a seeded sample stratified by variant and drawn by whole sessions.
+"""Which rows to replay: those whose request can be sent faithfully, then all of them or a seeded sample
+stratified by variant and drawn by whole sessions.
 
 Each session (a row without a session is its own cluster) belongs to the stratum of its most
 frequent variant.  A stratum gets a share of ``n`` proportional to its rows (largest remainder);
@@ -13,7 +14,18 @@ import hashlib
 
 import polars as pl
 
+from replay.plan import SKIP_REASONS, unreplayable
+
 CLUSTER = "_cluster"
+REASON = "_skip_reason"
+
+
+def replayable(rows: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The rows whose request body is a JSON object, and how many others were skipped per reason."""
+    reasons = [unreplayable(body, cut) for body, cut in rows.select("request_body", "was_truncated").iter_rows()]
+    marked = rows.with_columns(pl.Series(REASON, reasons, dtype=pl.String))
+    skipped = {reason: reasons.count(reason) for reason in SKIP_REASONS}
+    return marked.filter(pl.col(REASON).is_null()).drop(REASON), skipped
 
 
 def _order(seed: int, cluster: str) -> str:

@@ -1,4 +1,4 @@
-"""The results directory of a replay (see docs/replay_run.md): written by the runner, read by compare.
+"""The results directory of a replay (see docs/replay.md): written by the runner, read by compare.
 
 ``results/`` and ``errors/`` are append-only: every flush writes a new small Parquet file, so a
 killed run loses at most the results since its last flush and never a saved one.  Resume is a set
@@ -7,13 +7,11 @@ difference between the plan's keys and the keys saved here.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +29,6 @@ ROWS_FILE = "rows.parquet"
 PLAN_FILE = "plan.parquet"
 RESULTS_DIR = "results"
 ERRORS_DIR = "errors"
-LOCK_FILE = ".lock"
 
 RESULT_SCHEMA = pa.schema(
     [
@@ -96,31 +93,6 @@ def saved_keys(out: str | Path) -> tuple[set[str], set[str]]:
     return done, set(errors) - done
 
 
-class ResultsLocked(RuntimeError):
-    """Another process is writing to the results directory."""
-
-
-@contextlib.contextmanager
-def exclusive(out: str | Path) -> Iterator[None]:
-    """Hold the results directory for one run at a time (local directories: an flock the OS drops when the
-    process dies, even by SIGKILL; S3 directories are not locked)."""
-    if "://" in str(out) and not str(out).startswith("file://"):
-        yield
-        return
-    folder = Path(str(out).removeprefix("file://"))
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / LOCK_FILE).open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise ResultsLocked(f"another replay run (pid {handle.read().strip() or '?'}) is writing there") from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-
-
 def write_run(out: str | Path, run: dict[str, Any], rows: pl.DataFrame, plan: pl.DataFrame) -> None:
     """Write (or replace) run.json, rows.parquet and plan.parquet; results and errors stay."""
     store = open_store(out)
@@ -146,10 +118,15 @@ def load_results(out: str | Path) -> ReplayResults:
 
 
 class ResultsWriter:
-    """Buffers outcomes and appends them as new Parquet files: results and errors apart."""
+    """Buffers outcomes and appends them as new Parquet files: results and errors apart.
 
-    def __init__(self, out: str | Path) -> None:
+    ``guard`` (e.g. the run's :meth:`replay.results_lock.Lease.check`) is called before every write and
+    raises when the run may no longer write there.
+    """
+
+    def __init__(self, out: str | Path, guard: Callable[[], None] | None = None) -> None:
         self.store = open_store(out)
+        self._guard = guard
         self._results: list[dict[str, Any]] = []
         self._errors: list[dict[str, Any]] = []
         self._files = 0
@@ -175,6 +152,8 @@ class ResultsWriter:
         ):
             if not buffered:
                 continue
+            if self._guard is not None:
+                self._guard()
             table = pa.Table.from_pylist(buffered, schema=schema)
             sink = io.BytesIO()
             pq.write_table(table, sink, compression="zstd")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import duckdb
@@ -30,3 +31,7 @@ def test_the_demo_synthesises_exports_proxies_and_publishes(tmp_path, monkeypatc
     # The last step replays a sample through the proxy against two stub candidates and writes the report.
     assert (tmp_path / "replay" / "report.html").is_file() and "Open the replay report" in result.output
     assert "demo-close" in result.output and "demo-terse" in result.output
+    # It replays the drops as exported: rows whose request body was cut at the size cap are skipped and counted.
+    run = json.loads((tmp_path / "replay" / "results" / "run.json").read_text())
+    assert run["drops"] == str(drops) and run["skipped_rows"]["truncated"] >= 1
+    assert f"skipped rows: {sum(run['skipped_rows'].values())} whose request body is not a JSON object" in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +16,13 @@ import yaml
 from typer.testing import CliRunner
 
 from pipelines.cli import app
+from pipelines.objectstore import open_store
+from replay import results_lock
 from replay.plan import ORIGINAL
 from replay.proxy.app import ProxySettings, create_app
 from replay.proxy.server import ServerThread
-from replay.store import exclusive, load_results
+from replay.results_lock import exclusive
+from replay.store import load_results
 from tests.replay_run_drops import drop_row, session_rows, write_partition
 from tests.replay_run_stub import CountingStub
 
@@ -343,3 +348,90 @@ def test_names_and_the_aa_arm_are_routed_by_the_bundled_proxy(drops: str, stub: 
     # the aa arm re-asks each row's own checkpoint: this stub answers it exactly as logged
     text = loaded.results.pivot(on="arm", index="row_id", values="output_text")
     assert (text["aa"] == text[ORIGINAL]).all() and not (text["cand-a"] == text[ORIGINAL]).any()
+
+
+def test_rows_whose_request_body_is_not_a_json_object_are_skipped_counted_and_reported(
+    stub: CountingStub, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "drops")
+    cut = drop_row("s1", 1, "ctl", DAY1, request_body='{"model": "m", "messages": [{"role": "user", "content": "ab')
+    cut["was_truncated"] = True
+    answer_cut = drop_row("s1", 2, "ctl", DAY1, response_body='{"choices": [{"ind', was_truncated=True)
+    rows = [
+        drop_row("s1", 0, "ctl", DAY1),
+        cut,  # the request body was cut at the export's cap
+        answer_cut,  # only the answer was cut: the request replays, the original arm is an error
+        drop_row("s2", 0, "trt", DAY1, request_body="[REDACTED TEXT]"),
+        drop_row("s2", 1, "trt", DAY1, request_body="[1, 2]"),
+    ]
+    write_partition(url, DAY1, rows)
+    out = tmp_path / "out"
+    args = ("--drops", url, "--out", str(out), "--candidates", f"c={stub.base_url}")
+    code, stdout, _ = replay(*args, "--dry-run")
+    said = "skipped rows: 3 whose request body is not a JSON object (not_json 2, truncated 1;"
+    assert code == 0 and said in stdout and "plan: 2 rows in 1 sessions" in stdout and not out.exists()
+
+    code, stdout, _ = replay(*args)
+    assert code == 1 and said in stdout  # 1: the original arm of the answer-cut row is an error
+    loaded = load_results(str(out))
+    assert loaded.run["skipped_rows"] == {"not_json": 2, "truncated": 1}
+    assert sorted(loaded.rows["row_id"]) == sorted(loaded.plan["row_id"].unique()) == ["req-s1-0", "req-s1-2"]
+    assert sum(stub.attempts.values()) == 2 and loaded.errors["row_id"].to_list() == ["req-s1-2"]
+
+    report = tmp_path / "report.html"
+    assert CliRunner().invoke(app, ["replay", "report", "--results", str(out), "--out", str(report)]).exit_code == 0
+    note = "3 chosen drop rows were skipped and are in no arm: their request body is not a JSON object (2 not_json, 1"
+    assert note in report.read_text() and note in (tmp_path / "summary.md").read_text()
+
+
+def test_a_run_whose_every_row_is_unreplayable_is_one_line_exit_2(tmp_path: Path) -> None:
+    url = str(tmp_path / "drops")
+    write_partition(url, DAY1, [drop_row("s1", 0, "ctl", DAY1, request_body="{truncated", was_truncated=True)])
+    out = tmp_path / "out"
+    code, stdout, stderr = replay("--drops", url, "--out", str(out), "--candidates", "c=http://127.0.0.1:1/v1")
+    assert code == 2 and not out.exists() and not stdout and len(stderr.strip().splitlines()) == 1
+    assert "no chosen row has a request body that is a whole JSON object (truncated 1)" in stderr
+
+
+def test_an_s3_results_directory_is_held_by_one_run_and_resumes(s3_bucket: str, drops: str, stub: CountingStub) -> None:
+    out = f"s3://{s3_bucket}/results/run1"
+    args = ("--drops", drops, "--out", out, "--candidates", f"c={stub.base_url}")
+    with exclusive(out):
+        code, stdout, stderr = replay(*args)
+    assert code == 2 and not stub.attempts and not stdout and len(stderr.strip().splitlines()) == 1
+    assert f"--out {out}: another replay run ({socket.gethostname()} pid {os.getpid()}, lease until" in stderr
+    assert replay(*args)[0] == 0
+    calls = sum(stub.attempts.values())
+    code, _, stderr = replay(*args)
+    assert code == 0 and sum(stub.attempts.values()) == calls == 8 and "0 call(s) to make" in stderr
+    assert load_results(out).missing.is_empty()
+
+
+def test_a_run_whose_s3_lease_is_taken_over_stops_and_saves_nothing_more(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(results_lock, "LEASE_SECONDS", 0.6)  # renewed every 0.2 s
+    url, out = str(tmp_path / "drops"), f"s3://{s3_bucket}/results/taken"
+    write_partition(url, DAY1, session_rows(DAY1, {"s1": ("ctl", 40)}))
+    stub = CountingStub(latency_ms=100).start()
+    other = orjson.dumps({"run_id": "other", "holder": "other-host pid 1", "expires_at": "2999-01-01T00:00:00+00:00"})
+    stop = threading.Event()
+
+    def take_over() -> None:  # as if the run had been cut off past its lease and another run took the lock
+        while not stop.wait(0.05):
+            if stub.attempts:
+                open_store(out).put(".lock", other)
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    try:
+        args = ("--drops", url, "--out", out, "--concurrency", "1", "--candidates", f"c={stub.base_url}")
+        code, _, stderr = replay(*args)
+    finally:
+        stop.set()
+        thief.join()
+        stub.stop()
+    assert code == 2 and stderr.strip().splitlines()[-1].startswith(f"tracedrop replay run: --out {out}: this run lost")
+    assert "held by other-host pid 1" in stderr and "Traceback" not in stderr
+    assert sum(stub.attempts.values()) < 40  # it stopped calling once it could not save
+    assert orjson.loads(open_store(out).get(".lock"))["run_id"] == "other"

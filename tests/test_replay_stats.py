@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from replay.compare.stats import MDE_FACTOR, clustered_mean, holm, paired_difference
+from replay.compare.stats import clustered_mean, critical_value, holm, mde_factor, paired_difference
 
 SIMULATIONS = 400
 
@@ -25,13 +25,15 @@ def simulate_differences(
 
 
 def coverage(true_diff: float, session_sd: float, use_naive: bool = False) -> float:
-    """Share of seeded simulations whose 95% CI contains ``true_diff``."""
+    """Share of seeded simulations whose 95% CI (the reported one, or the naive SE's) contains ``true_diff``."""
     covered = 0
     for seed in range(SIMULATIONS):
         values, clusters = simulate_differences(np.random.default_rng(seed), true_diff, 100, session_sd)
         estimate = clustered_mean(values, clusters)
-        se = estimate.se_naive if use_naive else estimate.se
-        covered += abs(estimate.mean - true_diff) <= 1.959964 * se
+        if use_naive:
+            covered += abs(estimate.mean - true_diff) <= 1.959964 * estimate.se_naive
+        else:
+            covered += estimate.ci_low <= true_diff <= estimate.ci_high
     return covered / SIMULATIONS
 
 
@@ -41,6 +43,20 @@ def test_a_known_true_difference_is_covered_at_about_the_nominal_rate_with_corre
 
 def test_naive_errors_under_cover_the_same_correlated_sessions():
     assert coverage(true_diff=0.3, session_sd=1.0, use_naive=True) < 0.88
+
+
+def test_with_few_sessions_the_t_interval_keeps_its_nominal_coverage_where_the_normal_one_does_not():
+    # Five independent single-row sessions: the CR1 SE is s/sqrt(n), so the t interval with 4 df is exact
+    # (95%), while +-1.96 SE covers only P(|T_4| < 1.96) = 0.878.
+    rng = np.random.default_rng(5)
+    t_covered = z_covered = 0
+    runs = 2000
+    for _ in range(runs):
+        estimate = clustered_mean(pl.Series(rng.normal(0.4, 1.0, size=5)), pl.Series(["a", "b", "c", "d", "e"]))
+        t_covered += estimate.ci_low <= 0.4 <= estimate.ci_high
+        z_covered += abs(estimate.mean - 0.4) <= 1.959964 * estimate.se
+    assert 0.935 <= t_covered / runs <= 0.965
+    assert 0.85 <= z_covered / runs <= 0.905
 
 
 def test_a_null_difference_is_covered_at_the_nominal_rate_and_a_single_null_ci_covers_zero():
@@ -86,8 +102,18 @@ def test_clustered_se_matches_a_hand_computation():
     # SE^2 = G/(G-1) * (4 + 4) / n^2 = 2 * 8 / 16 = 1.
     estimate = clustered_mean(pl.Series([1.0, 2.0, 3.0, 4.0]), pl.Series(["s1", "s1", "s2", "s2"]))
     assert (estimate.mean, estimate.se, estimate.clusters, estimate.n) == (2.5, 1.0, 2, 4)
-    assert estimate.ci_low == pytest.approx(2.5 - 1.959964, abs=1e-6)
-    assert estimate.mde == pytest.approx(MDE_FACTOR) == pytest.approx(2.8, abs=0.01)
+    # Two sessions: t with 1 degree of freedom (Cauchy), t_0.975 = tan(0.475 pi) = 12.7062, t_0.80 = tan(0.3 pi).
+    assert estimate.ci_low == pytest.approx(2.5 - 12.706205, abs=1e-6)
+    assert estimate.mde == pytest.approx(12.706205 + math.tan(0.3 * math.pi), abs=1e-6)
+    assert estimate.p_value == pytest.approx(1 - 2 * math.atan(2.5) / math.pi, abs=1e-12)
+
+
+def test_critical_values_and_the_mde_factor_tend_to_the_normal_ones_as_sessions_grow():
+    assert critical_value(6) == pytest.approx(2.5706, abs=1e-4)
+    assert critical_value(101) == pytest.approx(1.9840, abs=1e-4)
+    assert critical_value(100_001) == pytest.approx(1.9600, abs=1e-4)
+    assert mde_factor(100_001) == pytest.approx(2.8016, abs=1e-4)
+    assert mde_factor(11) > mde_factor(101) > mde_factor(100_001)
 
 
 def test_one_cluster_leaves_the_standard_error_unknown_and_no_value_gives_no_estimate():

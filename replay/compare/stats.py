@@ -1,24 +1,38 @@
 """Paired statistics for replay comparisons (Miller 2024, "Adding Error Bars to Evals").
 
 Standard errors are clustered by session, CR1-style: ``SE^2 = G/(G-1) * sum_g (sum_{i in g} e_i)^2 / n^2``
-with residuals ``e_i`` around the mean, ``G`` clusters and ``n`` rows. Intervals and tests use the normal
-approximation (z = 1.96 for 95%), which the clustered central limit theorem justifies for the dozens to
-thousands of sessions a replay has. The minimum detectable effect is ``2.8 x SE``: the true difference a
-two-sided 5% test finds with 80% power at this sample size.
+with residuals ``e_i`` around the mean, ``G`` clusters and ``n`` rows. Intervals and tests use Student's t with
+``G - 1`` degrees of freedom (the usual small-sample reference for cluster-robust errors; it tends to the
+normal's 1.96 as sessions grow, and is wider when they are few). The minimum detectable effect is
+``(t_0.975 + t_0.80) x SE`` (about ``2.8 x SE`` with many sessions): the true difference a two-sided 5% test
+finds with 80% power at this sample size.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 from typing import Any
 
 import polars as pl
 
+from replay.compare.student_t import t_cdf, t_quantile
+
 CI_LEVEL = 0.95
-Z_CRIT = NormalDist().inv_cdf(0.5 + CI_LEVEL / 2)
-MDE_FACTOR = Z_CRIT + NormalDist().inv_cdf(0.80)  # 1.96 + 0.84 = 2.80
-CI_METHOD = "normal approximation (z = 1.96), standard errors clustered by session (CR1, G/(G-1))"
+POWER = 0.80
+CI_METHOD = (
+    "95% CI from Student's t with G-1 degrees of freedom (G = sessions), "
+    "standard errors clustered by session (CR1, G/(G-1))"
+)
+
+
+def critical_value(clusters: int) -> float:
+    """The two-sided 95% critical value of t with ``clusters - 1`` degrees of freedom."""
+    return t_quantile(0.5 + CI_LEVEL / 2, clusters - 1)
+
+
+def mde_factor(clusters: int) -> float:
+    """Minimum detectable effect per standard error: 80% power for a two-sided 5% t test (about 2.8)."""
+    return critical_value(clusters) + t_quantile(POWER, clusters - 1)
 
 
 @dataclass(frozen=True)
@@ -58,17 +72,18 @@ def clustered_mean(values: pl.Series, clusters: pl.Series, null: float = 0.0) ->
     se = (groups / (groups - 1) * float((sums["s"] ** 2).sum()) / n**2) ** 0.5
     se_naive = (float((residual["e"] ** 2).sum()) / (n * (n - 1))) ** 0.5
     # With no spread at all the mean either is the null or certainly is not.
-    p_value = 2 * (1 - NormalDist().cdf(abs(mean - null) / se)) if se > 0 else float(mean == null)
+    p_value = 2 * t_cdf(-abs(mean - null) / se, groups - 1) if se > 0 else float(mean == null)
+    half_width = critical_value(groups) * se
     return Estimate(
         n=n,
         clusters=groups,
         mean=mean,
         se=se,
         se_naive=se_naive,
-        ci_low=mean - Z_CRIT * se,
-        ci_high=mean + Z_CRIT * se,
+        ci_low=mean - half_width,
+        ci_high=mean + half_width,
         p_value=p_value,
-        mde=MDE_FACTOR * se,
+        mde=mde_factor(groups) * se,
     )
 
 

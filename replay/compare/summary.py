@@ -74,7 +74,10 @@ def summarize(data: ReplayResults, baseline: str = ORIGINAL_ARM, judge: dict[str
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run": {k: data.run.get(k) for k in ("created_at", "drops", "filters", "samples", "seed", "sample", "aa")},
+        "run": {
+            k: data.run.get(k)
+            for k in ("created_at", "drops", "filters", "samples", "seed", "sample", "aa", "skipped_rows")
+        },
         "baseline": baseline,
         "arms": arms,
         "candidates": candidates,

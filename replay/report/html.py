@@ -20,6 +20,7 @@ from replay.report.tables import (
     consistency_rows,
     coverage_rows,
     feedback_rows,
+    skipped_rows_note,
     slice_rows,
 )
 
@@ -58,6 +59,7 @@ def render_html(summary: dict[str, Any]) -> str:
         f'<p class="warn">{missing} planned pairs are missing: they are not counted as passing.</p>'
         if missing
         else '<p class="ok">Every planned pair has a result or a final error.</p>',
+        f'<p class="muted">{escape(skipped_rows_note(summary))}</p>',
         "<h2>Coverage</h2>",
         html_table(COVERAGE_HEADER, coverage_rows(summary)),
         "<h2>Paired differences (candidate − baseline, per row)</h2>",

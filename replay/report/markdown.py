@@ -16,6 +16,7 @@ from replay.report.tables import (
     consistency_rows,
     coverage_rows,
     feedback_rows,
+    skipped_rows_note,
 )
 
 
@@ -35,6 +36,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"**{missing} planned pairs are missing** (not counted as passing)."
         if missing
         else "No planned pair is missing.",
+        skipped_rows_note(summary),
         "## Coverage",
         table(COVERAGE_HEADER, coverage_rows(summary)),
         "## Paired differences (candidate − baseline)",

@@ -50,6 +50,19 @@ def verdict(row: dict[str, Any]) -> str:
     return "better" if improved else "worse"
 
 
+def skipped_rows_note(summary: dict[str, Any]) -> str:
+    """How many drop rows the run left out because their request body could not be sent as logged."""
+    skipped = summary["run"].get("skipped_rows") or {}
+    total = sum(skipped.values())
+    if not total:
+        return "No chosen drop row was skipped: every request body was a JSON object."
+    reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()) if count)
+    return (
+        f"{total} chosen drop rows were skipped and are in no arm: their request body is not a JSON object "
+        f"({reasons}; truncated = cut at the export's size cap), so they cannot be replayed faithfully."
+    )
+
+
 def coverage_rows(summary: dict[str, Any]) -> list[list[str]]:
     """One row per arm: planned, answered, errors, missing."""
     return [[arm, *(str(counts[k]) for k in COVERAGE_HEADER[1:])] for arm, counts in summary["coverage"].items()]
