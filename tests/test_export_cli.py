@@ -51,10 +51,40 @@ def test_export_exits_non_zero_when_a_check_fails(world, tmp_path, monkeypatch: 
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
-    [(["--partner", "nobody"], "unknown partner 'nobody'"), (["--date", "03/11/2026"], "date must be YYYY-MM-DD")],
+    ("case", "message"),
+    [
+        ("unknown partner", "--partner: unknown partner 'nobody' (the registry has: acme, beta)"),
+        ("bad date", "--date '03/11/2026': date must be YYYY-MM-DD"),
+        ("date outside the partitions", "--date 2019-01-01: outside the export's days, 2026-10-01 to"),
+        ("missing landing zone", "no usage files at all"),
+        ("day without files", "no usage files for this day (the landing zone has 2026-11-03 to 2026-11-03)"),
+        ("registry YAML error", "partners.yaml: not valid YAML"),
+        ("no salts", "environment variable TRACEDROP_SALT_ACME is not set"),
+    ],
 )
-def test_export_explains_bad_arguments(world, extra: list[str], message: str) -> None:
-    result = CliRunner().invoke(app, [*world, *extra])
-    assert result.exit_code != 0
-    assert message in result.output + str(result.exception)
+def test_bad_input_is_one_line_per_problem_exit_2_and_nothing_written(
+    world, tmp_path, monkeypatch: pytest.MonkeyPatch, case: str, message: str
+) -> None:
+    args = list(world)
+    if case == "unknown partner":
+        args += ["--partner", "nobody"]
+    elif case == "bad date":
+        args[args.index("--date") + 1] = "03/11/2026"
+    elif case == "date outside the partitions":
+        args[args.index("--date") + 1] = "2019-01-01"
+    elif case == "missing landing zone":
+        args[args.index("--landing") + 1] = str(tmp_path / "no-such-landing")
+    elif case == "day without files":
+        args[args.index("--date") + 1] = "2026-11-04"
+    elif case == "registry YAML error":
+        (tmp_path / "partners.yaml").write_text("partners: [\n  - id: acme\n")
+    else:
+        monkeypatch.delenv("TRACEDROP_SALT_ACME")
+        monkeypatch.delenv("TRACEDROP_SALT_BETA")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert all(line.startswith("tracedrop export: ") for line in lines)  # no traceback, no table
+    assert any(message in line for line in lines), lines
+    assert not (tmp_path / "drops").exists()
+    assert not (tmp_path / "landing" / "_tracedrop").exists()
