@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ def s3_endpoint() -> Iterator[str]:
     }.items():
         patch.setenv(name, value)
     patch.delenv("AWS_PROFILE", raising=False)
+    # the server's request log would otherwise go to whatever stderr was current when it first logged
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
