@@ -4,8 +4,8 @@ Nothing here is ever published. Each export run works in its own area (``runs/dt
 ingested rows, quarantined lines, decisions, staged Parquet, accounts, check verdicts), so two runs
 of one day never read or overwrite each other's work. What outlives a run is kept beside it:
 the publication records and lineage of every published partition (``publications/``), the day's
-record of what it owes (``days/``), the consent ledger (``consent/``), per-day locks (``locks/``) and
-the session-history cache (``session_index/``).
+record of what it owes (``days/``), the consent ledger (``consent/``), per-day locks (``locks/``),
+the session-history cache (``session_index/``) and partner notices (``delivery/``).
 """
 
 from __future__ import annotations
@@ -103,3 +103,25 @@ def lock_key(dt: str) -> str:
 
 def ledger_prefix() -> str:
     return f"{INTERNAL_ROOT}/consent/ledger"
+
+
+def delivery_prefix() -> str:
+    """Partner notices: attempt log, dead letters, and which notices were delivered."""
+    return f"{INTERNAL_ROOT}/delivery"
+
+
+def delivery_log_prefix() -> str:
+    return f"{delivery_prefix()}/log"
+
+
+def dead_letters_prefix() -> str:
+    return f"{delivery_prefix()}/dead_letters"
+
+
+def dead_letter_key(idempotency_key: str) -> str:
+    return f"{dead_letters_prefix()}/{idempotency_key}.json"
+
+
+def delivered_key(idempotency_key: str) -> str:
+    """Written once a notice was acknowledged: a re-run that publishes the same bytes does not notify again."""
+    return f"{delivery_prefix()}/delivered/{idempotency_key}.json"

@@ -1,0 +1,103 @@
+"""Deliver notices: send once, log every attempt, dead-letter what is not acknowledged, re-send later.
+
+A notice already acknowledged (its idempotency key is marked delivered) is not sent again, so a re-run
+that publishes the same bytes does not notify twice; one already dead-lettered waits for ``tracedrop
+delivery resend``. The secret comes from the partner's ``webhook_secret_env`` variable and is never
+logged or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from pipelines.delivery.dead_letters import (
+    DeadLetter,
+    is_dead_letter,
+    load_dead_letters,
+    remove_dead_letter,
+    save_dead_letter,
+)
+from pipelines.delivery.delivery_log import DEAD_LETTER, append_log, dead_letter_entry, log_entries
+from pipelines.delivery.notices import DELIVERED, Notice, Reason, Sender, build_notice
+from pipelines.export.internal_area import delivered_key
+from pipelines.export.publish import utc_now_text
+from pipelines.objectstore import ObjectStore, open_store
+from schemas.config_errors import ConfigError
+from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
+from schemas.partners import Partner, PartnerRegistry
+
+ALREADY_DELIVERED, AWAITING_RESEND = "already_delivered", "awaiting_resend"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one notice."""
+
+    partner_id: str
+    idempotency_key: str
+    status: str
+    error: str = ""
+
+
+def webhook_secret(partner: Partner, environ: dict[str, str] | None = None) -> bytes:
+    """The partner's signing secret; ConfigError naming the variable when it is not set."""
+    env = os.environ if environ is None else environ
+    name = partner.webhook_secret_env
+    value = env.get(name, "") if name else ""
+    if not value:
+        where = f"environment variable {name} (webhook_secret_env) is not set" if name else "no webhook_secret_env"
+        raise ConfigError(f"partner {partner.id!r}: {where}; notices are signed with it")
+    return value.encode()
+
+
+def deliver(store: ObjectStore, notice: Notice, partner: Partner, sender: Sender, via: str) -> Outcome:
+    """Send one notice to the partner's webhook; every attempt is logged, a failure becomes a dead letter."""
+    key = notice.idempotency_key
+    if store.exists(delivered_key(key)):
+        return Outcome(partner.id, key, ALREADY_DELIVERED)
+    url = partner.webhook_url or ""
+    try:
+        attempts = sender.send(notice, url, webhook_secret(partner))
+        error = attempts[-1].error
+    except ConfigError as exc:
+        attempts, error = [], str(exc)
+    entries = log_entries(notice, attempts, url, via)
+    now = utc_now_text()
+    if attempts and attempts[-1].outcome == DELIVERED:
+        append_log(store, entries)
+        store.put(delivered_key(key), json.dumps({"delivered_at": now, "url": url, "via": via}).encode())
+        remove_dead_letter(store, key)
+        return Outcome(partner.id, key, DELIVERED)
+    append_log(store, [*entries, dead_letter_entry(notice, len(attempts), error, url, via, now)])
+    save_dead_letter(store, DeadLetter(notice, url, error, len(attempts), now))
+    return Outcome(partner.id, key, DEAD_LETTER, error)
+
+
+def notify_published(
+    store: ObjectStore, partner: Partner, partition_url: str, reason: Reason, sender: Sender, via: str
+) -> Outcome | None:
+    """Notify the partner of a finished partition (None when it has no webhook or the partition is unfinished)."""
+    if not partner.webhook_url:
+        return None
+    target = open_store(partition_url)
+    if not target.exists(SUCCESS_NAME):
+        return None
+    notice = build_notice(target.get(MANIFEST_NAME), reason)
+    if is_dead_letter(store, notice.idempotency_key):
+        return Outcome(partner.id, notice.idempotency_key, AWAITING_RESEND)
+    return deliver(store, notice, partner, sender, via)
+
+
+def resend_dead_letters(store: ObjectStore, registry: PartnerRegistry, sender: Sender) -> list[Outcome]:
+    """Re-send every dead letter to its partner's current webhook; a delivered one leaves the dead letters."""
+    outcomes = []
+    for letter in load_dead_letters(store):
+        partner = next((p for p in registry.partners if p.id == letter.notice.partner_id), None)
+        if partner is None or not partner.webhook_url:
+            error = f"partner {letter.notice.partner_id!r} has no webhook_url in the registry"
+            outcomes.append(Outcome(letter.notice.partner_id, letter.notice.idempotency_key, DEAD_LETTER, error))
+            continue
+        outcomes.append(deliver(store, letter.notice, partner, sender, "resend"))
+    return outcomes

@@ -1,0 +1,64 @@
+"""Write an experiment's stats beside its drops: ``<destination>/partner=P/experiment=E/_stats/``.
+
+The stats are computed from what is published (every ``dt=`` partition with ``_SUCCESS``, the files
+its manifest lists), so after a late-data or consent re-publish they describe exactly what the
+partner holds. ``_stats/`` sits outside the ``dt=`` partitions: a partition's publish (which deletes
+stale files inside its own ``dt=`` folder only) never touches it, and readers of partitions never see it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipelines.delivery.stats import DEFAULT_MIN_SUBJECTS, STATS_COLUMNS, experiment_stats
+from pipelines.delivery.stats_page import render_stats_page
+from pipelines.export.publish import utc_now_text
+from pipelines.objectstore import ObjectStore, open_store
+from schemas.config_errors import ConfigError
+from schemas.drop import DROP_SCHEMA, MANIFEST_NAME, SUCCESS_NAME
+
+STATS_DIR = "_stats"
+STATS_JSON = f"{STATS_DIR}/stats.json"
+STATS_HTML = f"{STATS_DIR}/index.html"
+MIN_SUBJECTS_ENV = "TRACEDROP_STATS_MIN_SUBJECTS"
+
+
+def min_subjects_from_env(environ: dict[str, str] | None = None) -> int:
+    """k of the small-cell rule from ``TRACEDROP_STATS_MIN_SUBJECTS`` (default 5); ConfigError if not an int ≥ 1."""
+    raw = (os.environ if environ is None else environ).get(MIN_SUBJECTS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MIN_SUBJECTS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{MIN_SUBJECTS_ENV}={raw!r}: must be a whole number of subjects, at least 1")
+    return int(raw)
+
+
+def published_rows(experiment: ObjectStore) -> pl.DataFrame:
+    """The stats columns of every finished partition of one experiment (the files its manifest lists)."""
+    frames = [pl.from_arrow(DROP_SCHEMA.empty_table().select(list(STATS_COLUMNS)))]
+    finished = sorted(i.key.removesuffix(f"/{SUCCESS_NAME}") for i in experiment.list() if i.key.endswith(SUCCESS_NAME))
+    for partition in finished:
+        manifest = json.loads(experiment.get(f"{partition}/{MANIFEST_NAME}"))
+        for entry in manifest["files"]:
+            data = experiment.get(f"{partition}/{entry['name']}")
+            frames.append(pl.from_arrow(pq.read_table(io.BytesIO(data), columns=list(STATS_COLUMNS))))
+    return pl.concat(frames)  # type: ignore[arg-type]
+
+
+def publish_stats(experiment_url: str, partner_id: str, experiment_id: str, min_subjects: int) -> str:
+    """Recompute and write ``_stats/stats.json`` and ``_stats/index.html``; returns the stats folder's URL."""
+    experiment = open_store(experiment_url)
+    document = {
+        "partner_id": partner_id,
+        "experiment_id": experiment_id,
+        "generated_at": utc_now_text(),
+        **experiment_stats(published_rows(experiment), min_subjects),
+    }
+    experiment.put(STATS_JSON, json.dumps(document, indent=2, sort_keys=True).encode())
+    experiment.put(STATS_HTML, render_stats_page(document).encode())
+    return experiment.child(STATS_DIR).url
