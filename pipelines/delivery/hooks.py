@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.delivery.notices import Reason, Sender
+from pipelines.delivery.notices import Reason, RetryPolicy, Sender
 from pipelines.delivery.notify import notify_published
 from pipelines.delivery.stats_publish import min_subjects_from_env, publish_stats
 from pipelines.export.consent import ConsentReport
@@ -47,10 +47,15 @@ def after_publish(
     store: ObjectStore, registry: PartnerRegistry, published: list[Published], sender: Sender | None = None
 ) -> dict[str, Any]:
     """Notify each partner of its published partitions and refresh each experiment's ``_stats/``; figures out."""
-    sender = sender or Sender()
     statuses: Counter[str] = Counter()
     errors: list[str] = []
     partners = {p.id: p for p in registry.partners}
+    if sender is None:
+        try:
+            sender = Sender()
+        except ConfigError as exc:  # a bad retry setting: reported, and the notices go out with the defaults
+            errors.append(f"{exc}; the default retry policy was used")
+            sender = Sender(policy=RetryPolicy())
     for item in published:
         partner = partners.get(item.partner_id)
         if partner is None:  # a partner that left the registry: no webhook is known any more

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 import httpx
+
+from schemas.config_errors import ConfigError
 
 SIGNATURE_HEADER = "X-Tracedrop-Signature"
 TIMESTAMP_HEADER = "X-Tracedrop-Timestamp"
@@ -123,6 +126,9 @@ def httpx_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -
     return httpx.post(url, content=body, headers=headers, timeout=timeout).status_code
 
 
+ATTEMPTS_ENV, BACKOFF_ENV = "TRACEDROP_WEBHOOK_ATTEMPTS", "TRACEDROP_WEBHOOK_BACKOFF_SECONDS"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter: try n waits base·2^(n-1), capped, times a factor in [0.5, 1.5)."""
@@ -131,6 +137,19 @@ class RetryPolicy:
     base_seconds: float = 1.0
     max_seconds: float = 60.0
     timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> RetryPolicy:
+        """``TRACEDROP_WEBHOOK_ATTEMPTS`` (default 5) and ``TRACEDROP_WEBHOOK_BACKOFF_SECONDS`` (default 1)."""
+        env = os.environ if environ is None else environ
+        try:
+            attempts = int(env.get(ATTEMPTS_ENV) or cls.attempts)
+            base = float(env.get(BACKOFF_ENV) or cls.base_seconds)
+        except ValueError as exc:
+            raise ConfigError(f"{ATTEMPTS_ENV} / {BACKOFF_ENV}: not a number ({exc})") from None
+        if attempts < 1 or base < 0:
+            raise ConfigError(f"{ATTEMPTS_ENV} must be at least 1 and {BACKOFF_ENV} at least 0")
+        return cls(attempts=attempts, base_seconds=base)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)
@@ -156,7 +175,7 @@ class Sender:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
 
     def send(self, notice: Notice, url: str, secret: bytes) -> list[Attempt]:
         """Every attempt made; the last one says whether the notice was delivered."""
