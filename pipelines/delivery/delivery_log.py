@@ -15,6 +15,7 @@ import polars as pl
 
 from pipelines.delivery.notices import Attempt, Notice
 from pipelines.export.internal_area import delivery_log_prefix
+from pipelines.export.publish import utc_now_text
 from pipelines.objectstore import ObjectStore
 
 DEAD_LETTER = "dead_letter"  # the entry that closes a notice's failed attempts
@@ -83,20 +84,20 @@ def dead_letter_entry(notice: Notice, attempts: int, error: str, url: str, via: 
 def append_log(store: ObjectStore, entries: list[dict[str, object]]) -> None:
     """Write entries as one new object (nothing is ever rewritten, so concurrent writers never collide)."""
     if entries:
-        stamp = str(entries[0]["at"]).replace(":", "")
+        stamp = utc_now_text().replace(":", "")  # names sort in write order
         body = b"".join(json.dumps(e, sort_keys=True).encode() + b"\n" for e in entries)
         store.put(f"{delivery_log_prefix()}/{stamp}-{uuid4().hex[:12]}.jsonl", body)
 
 
 def read_log(store: ObjectStore, partner_id: str | None = None) -> pl.DataFrame:
-    """Every logged attempt (of one partner, if given), oldest first."""
+    """Every logged attempt (of one partner, if given), in the order they were written."""
     rows = [
         json.loads(line)
-        for info in store.list(delivery_log_prefix())
+        for info in sorted(store.list(delivery_log_prefix()), key=lambda i: i.key)
         for line in store.get(info.key).splitlines()
         if line.strip()
     ]
     log = pl.DataFrame(rows, schema=LOG_COLUMNS, orient="row") if rows else pl.DataFrame(schema=LOG_COLUMNS)
     if partner_id is not None:
         log = log.filter(pl.col("partner_id") == partner_id)
-    return log.sort("at", "idempotency_key", "attempt", maintain_order=True)
+    return log

@@ -22,6 +22,7 @@ from enum import StrEnum
 import httpx
 
 from schemas.config_errors import ConfigError
+from schemas.drop import MANIFEST_NAME, drop_partition_path
 
 SIGNATURE_HEADER = "X-Tracedrop-Signature"
 TIMESTAMP_HEADER = "X-Tracedrop-Timestamp"
@@ -76,10 +77,11 @@ def idempotency_key(partner_id: str, experiment_id: str, dt: str, content_sha256
     return hashlib.sha256("\n".join((partner_id, experiment_id, dt, content_sha256)).encode()).hexdigest()
 
 
-def build_notice(partition_path: str, manifest_bytes: bytes, reason: Reason) -> Notice:
-    """The notice of one published partition (``partition_path`` is ``partner=P/experiment=E/dt=D``)."""
+def build_notice(manifest_bytes: bytes, reason: Reason) -> Notice:
+    """The notice of the published partition whose ``_manifest.json`` is ``manifest_bytes``."""
     manifest = json.loads(manifest_bytes)
     partner_id, experiment_id, dt = manifest["partner_id"], manifest["experiment_id"], manifest["dt"]
+    partition_path = drop_partition_path(partner_id, experiment_id, dt)
     key = idempotency_key(partner_id, experiment_id, dt, manifest_content_sha256(manifest))
     replace = reason is not Reason.FIRST_PUBLISH
     document = {
@@ -89,7 +91,7 @@ def build_notice(partition_path: str, manifest_bytes: bytes, reason: Reason) -> 
         "experiment_id": experiment_id,
         "dt": dt,
         "partition": partition_path,
-        "manifest_key": f"{partition_path}/_manifest.json",
+        "manifest_key": f"{partition_path}/{MANIFEST_NAME}",
         "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
         "row_count": manifest["row_count"],
         "schema_version": manifest["schema_version"],
