@@ -1,4 +1,4 @@
-"""Delivery hooked into the real export on a moto S3 server: a first publish, an identical re-run, late
+"""Delivery hooked into the real export, drops on a moto S3 server: a first publish, an identical re-run, late
 data and a consent re-publish each reach the partner's receiver (or not) as the issue says, `_stats/`
 beside the drops follows what is published and survives every re-publish, and a webhook that is down
 never fails a publish: its notice waits in the dead letters until `tracedrop delivery resend`."""
@@ -71,7 +71,7 @@ def stats_requests(drops) -> int:
 
 
 def test_notices_and_stats_follow_every_publish(s3_bucket: str, tmp_path, receiver: Receiver) -> None:
-    landing_url, drops_url = f"s3://{s3_bucket}/landing", f"s3://{s3_bucket}/drops"
+    landing_url, drops_url = str(tmp_path / "landing"), f"s3://{s3_bucket}/drops"  # partners read S3
     landing, drops = open_store(landing_url), open_store(drops_url)
     registry = tmp_path / "partners.yaml"
     registry.write_text(with_webhook(partners_yaml(drops_url), receiver.url))
