@@ -66,6 +66,7 @@ def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webs
         "staged_drops",
         "partner_drops",
         "consent_applied",
+        "delivery_log",
         "replay_results",
         "replay_report",
     }

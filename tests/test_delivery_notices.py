@@ -251,3 +251,17 @@ partners:
     webhook_url: {url}
     webhook_secret_env: TRACEDROP_WEBHOOK_ACME
 """
+
+
+def test_the_verification_example_in_the_docs_accepts_a_notice_and_rejects_tampering(tmp_path: Path) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "delivery.md").read_text()
+    namespace: dict = {}
+    exec(text.split("```python\n", 1)[1].split("```", 1)[0], namespace)  # the example, exactly as documented
+    verify_notice = namespace["verify_notice"]
+    notice = build_notice(publish_partition(tmp_path / "drops").get(MANIFEST_NAME), Reason.FIRST_PUBLISH)
+    now = int(time.time())
+    headers = signed_headers(notice, SECRET.encode(), now)
+    assert verify_notice(SECRET.encode(), headers, notice.body)
+    assert not verify_notice(SECRET.encode(), headers, notice.body + b" ")
+    assert not verify_notice(SECRET.encode(), headers, notice.body, now=now + 301)
+    assert not verify_notice(b"another-secret", headers, notice.body)
