@@ -18,6 +18,7 @@ from pipelines.delivery.dead_letters import load_dead_letters
 from pipelines.delivery.notices import Reason, build_notice
 from pipelines.delivery_assets import delivery_log
 from pipelines.export import day
+from pipelines.export.internal_area import last_notice_key
 from pipelines.export.settings import ExportSettings
 from pipelines.objectstore import open_store, sha256_hex
 from pipelines.resources import TracedropResource
@@ -93,9 +94,11 @@ def test_notices_and_stats_follow_every_publish(s3_bucket: str, tmp_path, receiv
 
     # the same day again, same inputs: the same idempotency key, and no second notice
     again = day.run_all(settings, DT)[0]["publish"]
-    assert again["notices"] == {"already_delivered": 1}
+    assert again["notices"] == {"unchanged": 1}
     manifest = drops.get(f"{ACME_PARTITION}/{MANIFEST_NAME}")
     assert build_notice(manifest, Reason(first["reason"])).idempotency_key == first["idempotency_key"]
+    last = json.loads(landing.get(last_notice_key("acme", ACME_EXPERIMENT, DT)))
+    assert last["idempotency_key"] == first["idempotency_key"]
     assert len(receiver.accepted) == 1 and drops.exists(f"{ACME_STATS}/stats.json")
 
     # late data: a re-publish the partner must apply by replacing its copy

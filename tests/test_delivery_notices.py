@@ -19,7 +19,7 @@ from pipelines.cli import app
 from pipelines.delivery.dead_letters import load_dead_letters
 from pipelines.delivery.delivery_log import read_log
 from pipelines.delivery.notices import Reason, RetryPolicy, Sender, build_notice, signed_headers
-from pipelines.delivery.notify import ALREADY_DELIVERED, AWAITING_RESEND, DEAD_LETTER, DELIVERED, notify_published
+from pipelines.delivery.notify import DEAD_LETTER, DELIVERED, UNCHANGED, notify_published
 from pipelines.export.publish import replace_partition
 from pipelines.objectstore import ObjectStore, open_store
 from schemas.config_errors import ConfigError
@@ -160,7 +160,8 @@ def test_a_dead_letter_waits_for_resend_which_delivers_it_with_the_same_key(tmp_
     assert letter.notice.idempotency_key == first.idempotency_key and letter.attempts == 3
     assert read_log(landing).get_column("outcome").to_list() == ["retry", "retry", "failed", "dead_letter"]
     again = notify_published(landing, partner, target.url, Reason.LATE_DATA, sender(), "publish")
-    assert again is not None and again.status == AWAITING_RESEND and len(receiver.requests) == 3
+    assert again is not None and (again.status, again.idempotency_key) == (UNCHANGED, first.idempotency_key)
+    assert len(receiver.requests) == 3  # the same content again: the dead letter is still the notice
 
     registry = tmp_path / "partners.yaml"
     registry.write_text(registry_yaml(drops, receiver.url))
@@ -171,7 +172,7 @@ def test_a_dead_letter_waits_for_resend_which_delivers_it_with_the_same_key(tmp_
     assert notice["idempotency_key"] == first.idempotency_key and notice["reason"] == "late_data"
     assert load_dead_letters(landing) == []
     done = notify_published(landing, partner, target.url, Reason.LATE_DATA, sender(), "publish")
-    assert done is not None and done.status == ALREADY_DELIVERED and len(receiver.accepted) == 1
+    assert done is not None and done.status == UNCHANGED and len(receiver.accepted) == 1
 
     shown = CliRunner().invoke(app, ["delivery", "log", "--landing", str(landing_dir), "--partner", "acme"])
     assert shown.exit_code == 0
@@ -226,6 +227,37 @@ def test_the_idempotency_key_depends_on_what_was_published_not_when(tmp_path: Pa
     changed = build_notice(publish_partition(drops, redactor_version="r2").get(MANIFEST_NAME), Reason.LATE_DATA)
     assert json.loads(first.body)["published_at"] != json.loads(again.body)["published_at"]
     assert first.idempotency_key == again.idempotency_key != changed.idempotency_key
+
+
+def test_each_change_of_a_partition_is_one_notice_even_back_to_earlier_content(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    landing, drops = open_store(tmp_path / "landing"), tmp_path / "drops"
+    partner = acme(drops, receiver.url)
+    keys = []
+    for version in ("r1", "r1", "r2", "r1", "r1"):  # A, A again (a re-run), B, back to A, A again
+        target = publish_partition(drops, redactor_version=version)
+        outcome = notify_published(landing, partner, target.url, Reason.LATE_DATA, sender(), "publish")
+        assert outcome is not None
+        keys.append((outcome.status, outcome.idempotency_key))
+    assert [status for status, _ in keys] == [DELIVERED, UNCHANGED, DELIVERED, DELIVERED, UNCHANGED]
+    assert keys[0][1] == keys[1][1] and keys[3][1] == keys[4][1]
+    assert len({key for _, key in keys}) == 3  # back to A is a new notice: the partner must not drop it
+    assert [n["redactor_version"] for n in receiver.accepted] == ["r1", "r2", "r1"]
+
+
+def test_a_newer_notice_supersedes_the_dead_letter_of_its_partition(tmp_path: Path, receiver: Receiver) -> None:
+    landing, drops = open_store(tmp_path / "landing"), tmp_path / "drops"
+    partner = acme(drops, receiver.url)
+    receiver.fail_next = [500]
+    target = publish_partition(drops, redactor_version="r1")
+    assert notify_published(landing, partner, target.url, Reason.LATE_DATA, sender(attempts=1), "publish").status == (
+        DEAD_LETTER
+    )
+    target = publish_partition(drops, redactor_version="r2")
+    newer = notify_published(landing, partner, target.url, Reason.LATE_DATA, sender(), "publish")
+    assert newer is not None and newer.status == DELIVERED
+    assert load_dead_letters(landing) == []  # the partner now knows the current state; the old one is moot
 
 
 def test_retry_settings_and_resend_input_errors_are_one_clear_line(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Dead letters: notices that were not delivered after the last try, kept until a re-send succeeds.
 
-One object per notice, keyed by its idempotency key, under ``_tracedrop/delivery/dead_letters/``:
-the notice (its exact body, so a re-send carries the same key), the URL it was sent to, the last
-error and how many attempts were made so far. Secrets are never stored.
+At most one per partition, under ``_tracedrop/delivery/dead_letters/partner=P/experiment=E/dt=D.json``:
+the notice (its exact body, so a re-send carries the same key), the URL it was sent to, the last error
+and how many attempts were made. A newer notice of the partition supersedes it (the partner is told the
+current state, never an older one after a newer). Secrets are never stored.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def save_dead_letter(store: ObjectStore, letter: DeadLetter) -> None:
         "attempts": letter.attempts,
         "dead_at": letter.dead_at,
     }
-    store.put(dead_letter_key(letter.notice.idempotency_key), json.dumps(document, indent=2, sort_keys=True).encode())
+    store.put(_key(letter.notice), json.dumps(document, indent=2, sort_keys=True).encode())
 
 
 def load_dead_letters(store: ObjectStore) -> list[DeadLetter]:
@@ -52,9 +53,17 @@ def load_dead_letters(store: ObjectStore) -> list[DeadLetter]:
     return sorted(letters, key=lambda letter: (letter.dead_at, letter.notice.idempotency_key))
 
 
-def remove_dead_letter(store: ObjectStore, idempotency_key: str) -> None:
-    store.delete([dead_letter_key(idempotency_key)])
+def remove_dead_letter(store: ObjectStore, notice: Notice) -> None:
+    """Remove the partition's dead letter if it is this notice."""
+    key = _key(notice)
+    if store.exists(key) and json.loads(store.get(key))["notice"]["idempotency_key"] == notice.idempotency_key:
+        store.delete([key])
 
 
-def is_dead_letter(store: ObjectStore, idempotency_key: str) -> bool:
-    return store.exists(dead_letter_key(idempotency_key))
+def supersede_dead_letter(store: ObjectStore, notice: Notice) -> None:
+    """A newer notice of the partition replaces whatever older one was waiting."""
+    store.delete([_key(notice)])
+
+
+def _key(notice: Notice) -> str:
+    return dead_letter_key(notice.partner_id, notice.experiment_id, notice.dt)

@@ -3,8 +3,8 @@
 A receiver verifies ``X-Tracedrop-Signature`` (``v1=`` + hex HMAC-SHA256 under the partner's secret over
 ``<timestamp>.<body>``), rejects a ``X-Tracedrop-Timestamp`` too far from its clock (replays), and drops
 a ``X-Tracedrop-Idempotency-Key`` it has already processed (duplicates). The key is a hash of partner,
-experiment, day and the manifest's content, so it is the same on every retry, every re-send of a dead
-letter, and every re-run that publishes the same bytes.
+experiment, day, the manifest's content and the partition's previous key, so it is the same on every
+retry and every re-send of a dead letter; a re-run that publishes the same content makes no new notice.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class Notice:
     dt: str
     reason: str
     idempotency_key: str
+    content_sha256: str  # the manifest's content, without created_at
     body: bytes
 
     def to_json(self) -> dict[str, str]:
@@ -72,17 +73,23 @@ def manifest_content_sha256(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def idempotency_key(partner_id: str, experiment_id: str, dt: str, content_sha256: str) -> str:
-    """hash(partner, experiment, dt, manifest content): stable across retries, re-sends and identical re-runs."""
-    return hashlib.sha256("\n".join((partner_id, experiment_id, dt, content_sha256)).encode()).hexdigest()
+def idempotency_key(partner_id: str, experiment_id: str, dt: str, content_sha256: str, previous_key: str) -> str:
+    """hash(partner, experiment, dt, manifest content, the partition's previous notice key).
+
+    The previous key makes a partition that goes back to earlier content (A → B → A) a new notice the
+    partner will not drop as a duplicate; a publish of unchanged content makes no notice at all.
+    """
+    parts = (partner_id, experiment_id, dt, content_sha256, previous_key)
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def build_notice(manifest_bytes: bytes, reason: Reason) -> Notice:
+def build_notice(manifest_bytes: bytes, reason: Reason, previous_key: str = "") -> Notice:
     """The notice of the published partition whose ``_manifest.json`` is ``manifest_bytes``."""
     manifest = json.loads(manifest_bytes)
     partner_id, experiment_id, dt = manifest["partner_id"], manifest["experiment_id"], manifest["dt"]
     partition_path = drop_partition_path(partner_id, experiment_id, dt)
-    key = idempotency_key(partner_id, experiment_id, dt, manifest_content_sha256(manifest))
+    content = manifest_content_sha256(manifest)
+    key = idempotency_key(partner_id, experiment_id, dt, content, previous_key)
     replace = reason is not Reason.FIRST_PUBLISH
     document = {
         "type": NOTICE_TYPE,
@@ -93,6 +100,7 @@ def build_notice(manifest_bytes: bytes, reason: Reason) -> Notice:
         "partition": partition_path,
         "manifest_key": f"{partition_path}/{MANIFEST_NAME}",
         "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+        "content_sha256": content,
         "row_count": manifest["row_count"],
         "schema_version": manifest["schema_version"],
         "redactor_version": manifest.get("redactor_version"),
@@ -102,7 +110,7 @@ def build_notice(manifest_bytes: bytes, reason: Reason) -> Notice:
         "instruction": REPLACE_INSTRUCTION if replace else "read the partition (it has _SUCCESS)",
     }
     body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-    return Notice(partner_id, experiment_id, dt, reason.value, key, body)
+    return Notice(partner_id, experiment_id, dt, reason.value, key, content, body)
 
 
 def signature(secret: bytes, timestamp: int, body: bytes) -> str:

@@ -1,9 +1,9 @@
-"""Deliver notices: send once, log every attempt, dead-letter what is not acknowledged, re-send later.
+"""Deliver notices: one per change of a partition, every attempt logged, dead letters re-sent later.
 
-A notice already acknowledged (its idempotency key is marked delivered) is not sent again, so a re-run
-that publishes the same bytes does not notify twice; one already dead-lettered waits for ``tracedrop
-delivery resend``. The secret comes from the partner's ``webhook_secret_env`` variable and is never
-logged or stored.
+A publish whose manifest content equals the partition's last notice makes no notice (a re-run of an
+unchanged day notifies nobody twice, and the partition's key stays what the partner has); a changed one
+makes a new notice, which supersedes any dead letter of the partition. The secret comes from the
+partner's ``webhook_secret_env`` variable and is never logged or stored.
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ from dataclasses import dataclass
 
 from pipelines.delivery.dead_letters import (
     DeadLetter,
-    is_dead_letter,
     load_dead_letters,
     remove_dead_letter,
     save_dead_letter,
+    supersede_dead_letter,
 )
 from pipelines.delivery.delivery_log import DEAD_LETTER, append_log, dead_letter_entry, log_entries
 from pipelines.delivery.notices import DELIVERED, Notice, Reason, Sender, build_notice
-from pipelines.export.internal_area import delivered_key
+from pipelines.export.internal_area import last_notice_key
 from pipelines.export.publish import utc_now_text
 from pipelines.objectstore import ObjectStore, open_store
 from schemas.config_errors import ConfigError
 from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
 from schemas.partners import Partner, PartnerRegistry
 
-ALREADY_DELIVERED, AWAITING_RESEND = "already_delivered", "awaiting_resend"
+UNCHANGED = "unchanged"  # the partition's content is what its last notice announced: nothing to send
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,6 @@ def webhook_secret(partner: Partner, environ: dict[str, str] | None = None) -> b
 
 def deliver(store: ObjectStore, notice: Notice, partner: Partner, sender: Sender, via: str) -> Outcome:
     """Send one notice to the partner's webhook; every attempt is logged, a failure becomes a dead letter."""
-    key = notice.idempotency_key
-    if store.exists(delivered_key(key)):
-        return Outcome(partner.id, key, ALREADY_DELIVERED)
     url = partner.webhook_url or ""
     try:
         attempts = sender.send(notice, url, webhook_secret(partner))
@@ -64,15 +61,14 @@ def deliver(store: ObjectStore, notice: Notice, partner: Partner, sender: Sender
     except ConfigError as exc:
         attempts, error = [], str(exc)
     entries = log_entries(notice, attempts, url, via)
-    now = utc_now_text()
     if attempts and attempts[-1].outcome == DELIVERED:
         append_log(store, entries)
-        store.put(delivered_key(key), json.dumps({"delivered_at": now, "url": url, "via": via}).encode())
-        remove_dead_letter(store, key)
-        return Outcome(partner.id, key, DELIVERED)
+        remove_dead_letter(store, notice)
+        return Outcome(partner.id, notice.idempotency_key, DELIVERED)
+    now = utc_now_text()
     append_log(store, [*entries, dead_letter_entry(notice, len(attempts), error, url, via, now)])
     save_dead_letter(store, DeadLetter(notice, url, error, len(attempts), now))
-    return Outcome(partner.id, key, DEAD_LETTER, error)
+    return Outcome(partner.id, notice.idempotency_key, DEAD_LETTER, error)
 
 
 def notify_published(
@@ -84,9 +80,16 @@ def notify_published(
     target = open_store(partition_url)
     if not target.exists(SUCCESS_NAME):
         return None
-    notice = build_notice(target.get(MANIFEST_NAME), reason)
-    if is_dead_letter(store, notice.idempotency_key):
-        return Outcome(partner.id, notice.idempotency_key, AWAITING_RESEND)
+    manifest = target.get(MANIFEST_NAME)
+    document = json.loads(manifest)
+    state_key = last_notice_key(partner.id, document["experiment_id"], document["dt"])
+    last = json.loads(store.get(state_key)) if store.exists(state_key) else {}
+    notice = build_notice(manifest, reason, last.get("idempotency_key", ""))
+    if last.get("content_sha256") == notice.content_sha256:
+        return Outcome(partner.id, last["idempotency_key"], UNCHANGED)
+    state = {"idempotency_key": notice.idempotency_key, "content_sha256": notice.content_sha256, "at": utc_now_text()}
+    store.put(state_key, json.dumps({**state, "reason": notice.reason}, sort_keys=True).encode())
+    supersede_dead_letter(store, notice)
     return deliver(store, notice, partner, sender, via)
 
 

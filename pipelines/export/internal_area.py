@@ -106,7 +106,7 @@ def ledger_prefix() -> str:
 
 
 def delivery_prefix() -> str:
-    """Partner notices: attempt log, dead letters, and which notices were delivered."""
+    """Partner notices: attempt log, dead letters, and the last notice of each partition."""
     return f"{INTERNAL_ROOT}/delivery"
 
 
@@ -118,10 +118,11 @@ def dead_letters_prefix() -> str:
     return f"{delivery_prefix()}/dead_letters"
 
 
-def dead_letter_key(idempotency_key: str) -> str:
-    return f"{dead_letters_prefix()}/{idempotency_key}.json"
+def dead_letter_key(partner_id: str, experiment_id: str, dt: str) -> str:
+    """At most one dead letter per partition: a newer notice of the partition supersedes it."""
+    return f"{dead_letters_prefix()}/partner={partner_id}/experiment={experiment_id}/dt={dt}.json"
 
 
-def delivered_key(idempotency_key: str) -> str:
-    """Written once a notice was acknowledged: a re-run that publishes the same bytes does not notify again."""
-    return f"{delivery_prefix()}/delivered/{idempotency_key}.json"
+def last_notice_key(partner_id: str, experiment_id: str, dt: str) -> str:
+    """The last notice made for a partition: a publish of the same content makes no new one."""
+    return f"{delivery_prefix()}/notices/partner={partner_id}/experiment={experiment_id}/dt={dt}.json"
