@@ -131,9 +131,17 @@ def signed_headers(notice: Notice, secret: bytes, timestamp: int) -> dict[str, s
 Post = Callable[[str, bytes, dict[str, str], float], int]  # url, body, headers, timeout → HTTP status
 
 
-def httpx_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST with httpx (no redirects followed: a notice goes exactly where the registry says)."""
-    return httpx.post(url, content=body, headers=headers, timeout=timeout).status_code
+class HttpxPost:
+    """POST with one httpx client per sender (connections reused; redirects never followed, so a notice
+    goes exactly where the registry says)."""
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        if self._client is None:
+            self._client = httpx.Client(follow_redirects=False)
+        return self._client.post(url, content=body, headers=headers, timeout=timeout).status_code
 
 
 ATTEMPTS_ENV, BACKOFF_ENV = "TRACEDROP_WEBHOOK_ATTEMPTS", "TRACEDROP_WEBHOOK_BACKOFF_SECONDS"
@@ -181,7 +189,7 @@ class Attempt:
 class Sender:
     """Sends a notice until it is acknowledged (2xx) or the policy gives up; everything injectable."""
 
-    post: Post = httpx_post
+    post: Post = field(default_factory=HttpxPost)
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
