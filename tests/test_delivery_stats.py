@@ -4,6 +4,7 @@ and nothing row-level (subject, turn or request ids) reaches the JSON or the HTM
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -11,11 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
 from pipelines.delivery.stats_page import render_stats_page
-from pipelines.delivery.stats_publish import min_subjects_from_env
+from pipelines.delivery.stats_publish import min_subjects_from_env, publish_stats
+from pipelines.export.publish import Part, replace_partition
+from pipelines.objectstore import open_store
 from schemas.config_errors import ConfigError
 from schemas.drop import DROP_SCHEMA
 
@@ -200,3 +204,40 @@ def test_k_comes_from_the_environment_and_must_be_a_positive_whole_number() -> N
 def test_an_experiment_with_no_rows_has_empty_stats() -> None:
     empty = experiment_stats(as_frame([]), K)
     assert (empty["by_checkpoint"], empty["by_variant"], empty["timeline"], empty["days"]) == ([], [], [], [])
+
+
+def test_published_stats_match_the_rows_and_unchanged_partitions_are_read_from_the_cache(tmp_path, truth) -> None:
+    drops, cache = open_store(tmp_path / "drops"), open_store(tmp_path / "landing")
+    experiment_url = drops.child("partner=acme/experiment=e-1").url
+    for day in ("2026-11-03", "2026-11-04"):
+        rows = as_frame([r for r in truth if r["created_at"].date().isoformat() == day])
+        target = drops.child(f"partner=acme/experiment=e-1/dt={day}")
+        part = Part("part-00000.parquet", parquet_bytes(rows), rows.height)
+        replace_partition(target, "acme", "e-1", [part], {"dt": day})
+    publish_stats(cache, experiment_url, "acme", "e-1", K)
+    first = json.loads(drops.get("partner=acme/experiment=e-1/_stats/stats.json"))
+    assert first["by_checkpoint"] == experiment_stats(as_frame(truth), K)["by_checkpoint"]
+    assert "<table>" in drops.get("partner=acme/experiment=e-1/_stats/index.html").decode()
+    # bytes of an unchanged partition are not read again: the cache (keyed by manifest content) answers
+    drops.put("partner=acme/experiment=e-1/dt=2026-11-03/part-00000.parquet", b"not parquet")
+    publish_stats(cache, experiment_url, "acme", "e-1", K)
+    again = json.loads(drops.get("partner=acme/experiment=e-1/_stats/stats.json"))
+    assert again["by_checkpoint"] == first["by_checkpoint"]
+    # a re-published partition (new manifest content) is read again
+    only_control = as_frame([r for r in truth if r["created_at"].date().isoformat() == "2026-11-03"])
+    only_control = only_control.filter(pl.col("variant_label") == "control")
+    part = Part("part-00000.parquet", parquet_bytes(only_control), only_control.height)
+    replace_partition(
+        drops.child("partner=acme/experiment=e-1/dt=2026-11-03"), "acme", "e-1", [part], {"dt": "2026-11-03"}
+    )
+    publish_stats(cache, experiment_url, "acme", "e-1", K)
+    latest = json.loads(drops.get("partner=acme/experiment=e-1/_stats/stats.json"))
+    day_2 = [r for r in truth if r["created_at"].date().isoformat() == "2026-11-04"]
+    want = sum(1 for r in day_2 if r["variant_version_id"] == "ver-c")
+    assert next(g for g in latest["by_checkpoint"] if g["variant_version_id"] == "ver-c")["requests"] == want
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(frame.to_arrow(), buffer)
+    return buffer.getvalue()

@@ -77,7 +77,7 @@ def after_publish(
         return {"notices": dict(statuses), "stats_pages": pages, "delivery_errors": [*errors, str(exc)]}
     for experiment_url, item in {i.experiment_url: i for i in published}.items():
         try:
-            pages.append(publish_stats(experiment_url, item.partner_id, item.experiment_id, min_subjects))
+            pages.append(publish_stats(store, experiment_url, item.partner_id, item.experiment_id, min_subjects))
         except Exception as exc:  # stats never fail the publish either
             errors.append(f"{experiment_url}: stats not written: {exc}")
     return {"notices": dict(sorted(statuses.items())), "stats_pages": pages, "delivery_errors": errors}

@@ -13,12 +13,15 @@ import json
 import os
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.delivery.notices import manifest_content_sha256
 from pipelines.delivery.stats import DEFAULT_MIN_SUBJECTS, STATS_COLUMNS, experiment_stats
 from pipelines.delivery.stats_page import render_stats_page
+from pipelines.export.internal_area import stats_rows_key
 from pipelines.export.publish import utc_now_text
-from pipelines.objectstore import ObjectStore, open_store
+from pipelines.objectstore import ObjectStore, open_store, read_parquet, write_parquet
 from schemas.config_errors import ConfigError
 from schemas.drop import DROP_SCHEMA, MANIFEST_NAME, SUCCESS_NAME
 
@@ -38,26 +41,48 @@ def min_subjects_from_env(environ: dict[str, str] | None = None) -> int:
     return int(raw)
 
 
-def published_rows(experiment: ObjectStore) -> pl.DataFrame:
-    """The stats columns of every finished partition of one experiment (the files its manifest lists)."""
+def published_rows(experiment: ObjectStore, cache: ObjectStore, partner_id: str, experiment_id: str) -> pl.DataFrame:
+    """The stats columns of every finished partition of one experiment (the files its manifest lists).
+
+    Each partition's columns are cached in the landing zone's internal area under its manifest content,
+    so a publish re-reads only the partitions that changed, not the experiment's whole history.
+    """
     frames = [pl.from_arrow(DROP_SCHEMA.empty_table().select(list(STATS_COLUMNS)))]
-    finished = sorted(i.key.removesuffix(f"/{SUCCESS_NAME}") for i in experiment.list() if i.key.endswith(SUCCESS_NAME))
-    for partition in finished:
+    for key in sorted(i.key for i in experiment.list() if i.key.endswith(f"/{SUCCESS_NAME}")):
+        partition = key.removesuffix(f"/{SUCCESS_NAME}")
         manifest = json.loads(experiment.get(f"{partition}/{MANIFEST_NAME}"))
-        for entry in manifest["files"]:
-            data = experiment.get(f"{partition}/{entry['name']}")
-            frames.append(pl.from_arrow(pq.read_table(io.BytesIO(data), columns=list(STATS_COLUMNS))))
+        frames.append(_partition_rows(experiment, cache, partition, manifest, partner_id, experiment_id))
     return pl.concat(frames)  # type: ignore[arg-type]
 
 
-def publish_stats(experiment_url: str, partner_id: str, experiment_id: str, min_subjects: int) -> str:
+def _partition_rows(
+    experiment: ObjectStore, cache: ObjectStore, partition: str, manifest: dict, partner_id: str, experiment_id: str
+) -> pl.DataFrame:
+    content = manifest_content_sha256(manifest).encode()
+    cache_key = stats_rows_key(partner_id, experiment_id, partition.removeprefix("dt="))
+    if cache.exists(cache_key):
+        cached = read_parquet(cache, cache_key)
+        if (cached.schema.metadata or {}).get(b"content_sha256") == content:
+            return pl.from_arrow(cached)  # type: ignore[return-value]
+    tables = [
+        pq.read_table(io.BytesIO(experiment.get(f"{partition}/{entry['name']}")), columns=list(STATS_COLUMNS))
+        for entry in manifest["files"]
+    ]
+    table = pa.concat_tables(tables) if tables else DROP_SCHEMA.empty_table().select(list(STATS_COLUMNS))
+    write_parquet(cache, cache_key, table.replace_schema_metadata({b"content_sha256": content}))
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def publish_stats(
+    cache: ObjectStore, experiment_url: str, partner_id: str, experiment_id: str, min_subjects: int
+) -> str:
     """Recompute and write ``_stats/stats.json`` and ``_stats/index.html``; returns the stats folder's URL."""
     experiment = open_store(experiment_url)
     document = {
         "partner_id": partner_id,
         "experiment_id": experiment_id,
         "generated_at": utc_now_text(),
-        **experiment_stats(published_rows(experiment), min_subjects),
+        **experiment_stats(published_rows(experiment, cache, partner_id, experiment_id), min_subjects),
     }
     experiment.put(STATS_JSON, json.dumps(document, indent=2, sort_keys=True).encode())
     experiment.put(STATS_HTML, render_stats_page(document).encode())

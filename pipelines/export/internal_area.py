@@ -126,3 +126,8 @@ def dead_letter_key(partner_id: str, experiment_id: str, dt: str) -> str:
 def last_notice_key(partner_id: str, experiment_id: str, dt: str) -> str:
     """The last notice made for a partition: a publish of the same content makes no new one."""
     return f"{delivery_prefix()}/notices/partner={partner_id}/experiment={experiment_id}/dt={dt}.json"
+
+
+def stats_rows_key(partner_id: str, experiment_id: str, dt: str) -> str:
+    """The stats columns of a published partition, cached with its manifest content (rebuilt when it changes)."""
+    return f"{delivery_prefix()}/stats_rows/partner={partner_id}/experiment={experiment_id}/dt={dt}.parquet"
