@@ -534,8 +534,8 @@ def publish(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
         consent = apply_consent(store, opt_outs, run_id, dt=dt, lock_wait_seconds=settings.lock_wait_seconds)
         _clean_superseded_runs(store, area)
     # delivery (issue #12): notices and _stats/ after the lock; never fails or undoes the publish
-    just_published = [Published(*p["key"], str(p["url"]), p["reason"]) for p in published]  # type: ignore[misc]
-    delivery = after_publish(store, registry, just_published + consent_republished(consent))
+    done = [Published(p["key"][0], p["key"][1], str(p["url"]), p["reason"]) for p in published]  # type: ignore[index]
+    delivery = after_publish(store, registry, done + consent_republished(consent))
     figures = {
         "partitions": len(published),
         "rows": sum(int(p["rows"]) for p in published),  # type: ignore[call-overload]
