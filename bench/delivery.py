@@ -10,7 +10,7 @@ Side by side in one run:
   that verifies each signature, against unsigned POSTs of the same bodies (the floor): notices/s and
   the cost of signing.
 
-Usage: ``.venv/bin/python bench/delivery.py [--rows 1000000] [--notices 300]``
+Usage: ``.venv/bin/python bench/delivery.py [--rows 1000000] [--notices 300] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -34,6 +36,7 @@ from pipelines.delivery.stats import experiment_stats
 from tests.webhook_receiver import webhook_receiver
 
 SECRET = b"bench-secret"
+T = TypeVar("T")
 
 
 def synthetic_rows(n: int, seed: int = 7) -> pl.DataFrame:
@@ -94,15 +97,21 @@ def baseline_stats(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def bench_stats(n: int) -> None:
+def fastest(repeat: int, work: Callable[[], T]) -> tuple[float, T]:
+    """The best of ``repeat`` timed runs (other work on a shared machine only slows a run down)."""
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = work()
+        timings.append(time.perf_counter() - started)
+    return min(timings), result
+
+
+def bench_stats(n: int, repeat: int) -> None:
     frame = synthetic_rows(n)
-    started = time.perf_counter()
-    document = experiment_stats(frame, 5)
-    ours = time.perf_counter() - started
     dicts = frame.to_dicts()
-    started = time.perf_counter()
-    expected = baseline_stats(dicts)
-    theirs = time.perf_counter() - started
+    ours, document = fastest(repeat, lambda: experiment_stats(frame, 5))
+    theirs, expected = fastest(repeat, lambda: baseline_stats(dicts))
     for group in document["by_checkpoint"]:
         want = expected[group["variant_version_id"]]
         assert (group["requests"], group["turns"], group["subjects"]) == (
@@ -111,7 +120,7 @@ def bench_stats(n: int) -> None:
             want["subjects"],
         ), group["variant_version_id"]
         assert abs(group["latency_p95_ms"] - want["latency_p95_ms"]) < 1e-6
-    print(f"\nstats over {n:,} rows, {len(document['by_checkpoint'])} checkpoints (results agree)")
+    print(f"\nstats over {n:,} rows, {len(document['by_checkpoint'])} checkpoints, best of {repeat} (results agree)")
     print("| engine | seconds | rows/s | tracedrop is |")
     print("|---|---|---|---|")
     print(f"| **tracedrop** (polars) | {ours:.2f} | {n / ours:,.0f} | |")
@@ -149,9 +158,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--notices", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3, help="Timed runs of each stats engine (the fastest is shown).")
     args = parser.parse_args()
     random.seed(0)
-    bench_stats(args.rows)
+    bench_stats(args.rows, args.repeat)
     bench_notices(args.notices)
 
 
