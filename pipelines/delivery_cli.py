@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from pipelines.consent_cli import _landing_exists
 from pipelines.delivery.delivery_log import read_log
 from pipelines.delivery.notices import DELIVERED, Sender
 from pipelines.delivery.notify import resend_dead_letters
@@ -18,6 +19,7 @@ def delivery_resend_command(landing: str, partners: str, sender: Sender | None =
     """Re-send every dead letter: 0 when none is left, 1 when some failed again, 2 on bad input."""
     try:
         registry = load_partner_registry(partners)
+        _landing_exists(landing)
         outcomes = resend_dead_letters(open_store(landing), registry, sender or Sender())
     except ConfigError as exc:
         typer.echo(f"tracedrop delivery resend: {exc}", err=True)
@@ -34,9 +36,13 @@ def delivery_resend_command(landing: str, partners: str, sender: Sender | None =
 
 
 def delivery_log_command(landing: str, partner: str | None) -> int:
-    """Print every delivery attempt (of one partner), oldest first, one per line, tab-separated."""
+    """Print every delivery attempt (of one partner), oldest first, one per line, tab-separated; 2 on bad input."""
     try:
+        _landing_exists(landing)
         log = read_log(open_store(landing), partner)
+    except ConfigError as exc:
+        typer.echo(f"tracedrop delivery log: {exc}", err=True)
+        return 2
     except ObjectStoreError as exc:
         typer.echo(f"tracedrop delivery log: {exc}", err=True)
         return 1

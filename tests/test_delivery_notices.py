@@ -269,6 +269,9 @@ def test_retry_settings_and_resend_input_errors_are_one_clear_line(tmp_path: Pat
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 and "missing.yaml" in result.output
     assert "Traceback" not in result.output
+    typo = CliRunner().invoke(app, ["delivery", "log", "--landing", str(tmp_path / "no-such-landing")])
+    assert typo.exit_code == 2 and len(typo.output.strip().splitlines()) == 1
+    assert "no-such-landing: landing zone is empty or missing (check --landing)" in typo.output
 
 
 def registry_yaml(drops: Path, url: str) -> str:
