@@ -25,6 +25,8 @@ consent_app = typer.Typer(
     help="Withdrawn consent: apply it to every published partition, read the ledger.", no_args_is_help=True
 )
 app.add_typer(consent_app, name="consent")
+delivery_app = typer.Typer(help="Partner notices: re-send dead letters, read the delivery log.", no_args_is_help=True)
+app.add_typer(delivery_app, name="delivery")
 
 DEFAULT_LANDING = "var/landing"
 
@@ -236,6 +238,30 @@ def consent_ledger(
     from pipelines.consent_cli import consent_ledger_command
 
     raise typer.Exit(consent_ledger_command(landing=landing, value=value))
+
+
+@delivery_app.command("resend")
+def delivery_resend(
+    landing: Annotated[str, typer.Option(help="Landing-zone URL (its dead letters).")] = DEFAULT_LANDING,
+    partners: Annotated[
+        str, typer.Option(help="Partner registry YAML (current webhook_url, webhook_secret_env).")
+    ] = "pipelines/synth/partners.yaml",
+) -> None:
+    """Re-send every dead-lettered notice (same body, same idempotency key); exit 0 when none is left."""
+    from pipelines.delivery_cli import delivery_resend_command
+
+    raise typer.Exit(delivery_resend_command(landing=landing, partners=partners))
+
+
+@delivery_app.command("log")
+def delivery_log(
+    landing: Annotated[str, typer.Option(help="Landing-zone URL.")] = DEFAULT_LANDING,
+    partner: Annotated[str | None, typer.Option(help="Only this partner's notices.")] = None,
+) -> None:
+    """Every attempt to deliver a notice: when, which partition, why, HTTP status, outcome."""
+    from pipelines.delivery_cli import delivery_log_command
+
+    raise typer.Exit(delivery_log_command(landing=landing, partner=partner))
 
 
 @app.command()

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.delivery.hooks import after_publish, consent_republished
 from pipelines.export.consent import apply_consent, load_opt_outs
 from pipelines.export.settings import ExportSettings
 from pipelines.objectstore import open_store
+from schemas.partners import load_partner_registry
 
 
 def apply_from_settings(settings: ExportSettings, run_id: str | None = None) -> dict[str, Any]:
     """Apply withdrawn consent to every published partition of the landing zone's records."""
     store = open_store(settings.landing_url)
     report = apply_consent(store, load_opt_outs(store), run_id, lock_wait_seconds=settings.lock_wait_seconds)
+    # delivery (issue #12): tell partners to replace re-published partitions; refresh _stats/
+    delivery = after_publish(store, load_partner_registry(settings.partners_path), consent_republished(report))
     return {
         "partitions_changed": len([c for c in report.changes if not c.error]),
         "rows_removed": report.rows_removed,
@@ -20,4 +24,5 @@ def apply_from_settings(settings: ExportSettings, run_id: str | None = None) -> 
         "failed": len(report.failures),
         "failures": [c.error for c in report.failures],
         "remaining": len(report.remaining),
+        **delivery,
     }

@@ -88,6 +88,7 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor() -> None:
         "staged_drops",
         "partner_drops",
         "consent_applied",
+        "delivery_log",
         "replay_results",
         "replay_report",
     }
@@ -108,7 +109,8 @@ def test_a_partition_materialises_with_checks_and_publishes_per_partner_on_s3(s3
     acme = f"partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}"
     beta = f"partner=beta/experiment={BETA_EXPERIMENT}/dt={DT}"
     assert sorted(objects) == sorted(
-        f"{p}/{name}" for p in (acme, beta) for name in ("part-00000.parquet", MANIFEST_NAME, SUCCESS_NAME)
+        [f"{p}/{name}" for p in (acme, beta) for name in ("part-00000.parquet", MANIFEST_NAME, SUCCESS_NAME)]
+        + [f"{p.rsplit('/', 1)[0]}/_stats/{name}" for p in (acme, beta) for name in ("stats.json", "index.html")]
     )
     manifest = json.loads(objects[f"{acme}/{MANIFEST_NAME}"])
     assert manifest["row_count"] == 12

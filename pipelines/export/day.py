@@ -20,6 +20,8 @@ from uuid import uuid4
 
 import polars as pl
 
+from pipelines.delivery.hooks import Published, after_publish, consent_republished
+from pipelines.delivery.notices import Reason
 from pipelines.export.blobs import BlobReader
 from pipelines.export.checks import (
     CheckOutcome,
@@ -47,6 +49,7 @@ from pipelines.export.internal_area import RunArea, day_runs_prefix, session_ind
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
 from pipelines.export.preflight import export_problems
+from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
 from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
@@ -530,6 +533,9 @@ def publish(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
         _record_day(store, dt, run_id, partners, failures, settings)
         consent = apply_consent(store, opt_outs, run_id, dt=dt, lock_wait_seconds=settings.lock_wait_seconds)
         _clean_superseded_runs(store, area)
+    # delivery (issue #12): notices and _stats/ after the lock; never fails or undoes the publish
+    done = [Published(p["key"][0], p["key"][1], str(p["url"]), p["reason"]) for p in published]  # type: ignore[index]
+    delivery = after_publish(store, registry, done + consent_republished(consent))
     figures = {
         "partitions": len(published),
         "rows": sum(int(p["rows"]) for p in published),  # type: ignore[call-overload]
@@ -539,6 +545,7 @@ def publish(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
         "destinations": [str(p["url"]) for p in published],
         "consent_rows_removed": consent.rows_removed,
         "not_published": {p: "; ".join(r) for p, r in sorted(failures.items())},
+        **delivery,
         "duration_s": round(time.monotonic() - started, 3),
     }
     problems = [f"partner {p}: {'; '.join(r)}" for p, r in sorted(failures.items())]
@@ -589,6 +596,7 @@ def _publish_one(
         dt, partner.id, partition.experiment_id, target.url
     )
     before = load_lineage(store, record)
+    reason = Reason.LATE_DATA if record.state == PARTITION_PUBLISHED else Reason.FIRST_PUBLISH  # issue #12
     begin(store, record, rows, run_id, utc_now_text())
     result = replace_partition(
         target,
@@ -608,6 +616,7 @@ def _publish_one(
         "files": len(result.files),
         "bytes": result.bytes,
         "stale_deleted": result.stale_deleted,
+        "reason": reason,
     }
 
 

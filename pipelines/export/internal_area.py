@@ -4,8 +4,8 @@ Nothing here is ever published. Each export run works in its own area (``runs/dt
 ingested rows, quarantined lines, decisions, staged Parquet, accounts, check verdicts), so two runs
 of one day never read or overwrite each other's work. What outlives a run is kept beside it:
 the publication records and lineage of every published partition (``publications/``), the day's
-record of what it owes (``days/``), the consent ledger (``consent/``), per-day locks (``locks/``) and
-the session-history cache (``session_index/``).
+record of what it owes (``days/``), the consent ledger (``consent/``), per-day locks (``locks/``),
+the session-history cache (``session_index/``) and partner notices (``delivery/``).
 """
 
 from __future__ import annotations
@@ -103,3 +103,31 @@ def lock_key(dt: str) -> str:
 
 def ledger_prefix() -> str:
     return f"{INTERNAL_ROOT}/consent/ledger"
+
+
+def delivery_prefix() -> str:
+    """Partner notices: attempt log, dead letters, and the last notice of each partition."""
+    return f"{INTERNAL_ROOT}/delivery"
+
+
+def delivery_log_prefix() -> str:
+    return f"{delivery_prefix()}/log"
+
+
+def dead_letters_prefix() -> str:
+    return f"{delivery_prefix()}/dead_letters"
+
+
+def dead_letter_key(partner_id: str, experiment_id: str, dt: str) -> str:
+    """At most one dead letter per partition: a newer notice of the partition supersedes it."""
+    return f"{dead_letters_prefix()}/partner={partner_id}/experiment={experiment_id}/dt={dt}.json"
+
+
+def last_notice_key(partner_id: str, experiment_id: str, dt: str) -> str:
+    """The last notice made for a partition: a publish of the same content makes no new one."""
+    return f"{delivery_prefix()}/notices/partner={partner_id}/experiment={experiment_id}/dt={dt}.json"
+
+
+def stats_rows_key(partner_id: str, experiment_id: str, dt: str) -> str:
+    """The stats columns of a published partition, cached with its manifest content (rebuilt when it changes)."""
+    return f"{delivery_prefix()}/stats_rows/partner={partner_id}/experiment={experiment_id}/dt={dt}.parquet"

@@ -1,0 +1,83 @@
+"""Where the export and ``consent apply`` hand over to delivery, once partitions are published.
+
+Called after the day's lock is released (retries with backoff never hold up another publisher), and
+never raises: a notice that is not acknowledged goes to the dead letters, a stats page that cannot be
+written is reported in the figures, and the publish stands either way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.delivery.notices import Reason, RetryPolicy, Sender
+from pipelines.delivery.notify import notify_published
+from pipelines.delivery.stats_publish import min_subjects_from_env, publish_stats
+from pipelines.export.consent import ConsentReport
+from pipelines.objectstore import ObjectStore
+from schemas.config_errors import ConfigError
+from schemas.partners import PartnerRegistry
+
+
+@dataclass(frozen=True)
+class Published:
+    """One partition that was just published, and why."""
+
+    partner_id: str
+    experiment_id: str
+    url: str  # the partition's absolute URL (…/partner=P/experiment=E/dt=D)
+    reason: Reason
+
+    @property
+    def experiment_url(self) -> str:
+        return self.url.rsplit("/dt=", 1)[0]
+
+
+def consent_republished(report: ConsentReport) -> list[Published]:
+    """The partitions ``consent apply`` rewrote (an unfinished one gets stats but no notice)."""
+    return [
+        Published(c.record.partner_id, c.record.experiment_id, c.record.url, Reason.CONSENT_REPUBLISH)
+        for c in report.changes
+        if not c.error
+    ]
+
+
+def after_publish(
+    store: ObjectStore, registry: PartnerRegistry, published: list[Published], sender: Sender | None = None
+) -> dict[str, Any]:
+    """Notify each partner of its published partitions and refresh each experiment's ``_stats/``; figures out."""
+    statuses: Counter[str] = Counter()
+    errors: list[str] = []
+    partners = {p.id: p for p in registry.partners}
+    if sender is None:
+        try:
+            sender = Sender()
+        except ConfigError as exc:  # a bad retry setting: reported, and the notices go out with the defaults
+            errors.append(f"{exc}; the default retry policy was used")
+            sender = Sender(policy=RetryPolicy())
+    for item in published:
+        partner = partners.get(item.partner_id)
+        if partner is None:  # a partner that left the registry: no webhook is known any more
+            continue
+        via = "consent" if item.reason is Reason.CONSENT_REPUBLISH else "publish"
+        try:
+            outcome = notify_published(store, partner, item.url, item.reason, sender, via)
+        except Exception as exc:  # a notice never fails the publish
+            errors.append(f"{item.url}: notice not sent: {exc}")
+            continue
+        if outcome is not None:
+            statuses[outcome.status] += 1
+            if outcome.error:
+                errors.append(f"{item.url}: notice dead-lettered: {outcome.error}")
+    pages = []
+    try:
+        min_subjects = min_subjects_from_env()
+    except ConfigError as exc:
+        return {"notices": dict(statuses), "stats_pages": pages, "delivery_errors": [*errors, str(exc)]}
+    for experiment_url, item in {i.experiment_url: i for i in published}.items():
+        try:
+            pages.append(publish_stats(store, experiment_url, item.partner_id, item.experiment_id, min_subjects))
+        except Exception as exc:  # stats never fail the publish either
+            errors.append(f"{experiment_url}: stats not written: {exc}")
+    return {"notices": dict(sorted(statuses.items())), "stats_pages": pages, "delivery_errors": errors}
