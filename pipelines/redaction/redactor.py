@@ -7,9 +7,10 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.redaction import counts as counting
+from pipelines.redaction.decoding import BASE64_RUN, ENCODED_TYPE, VIEW_MAP, VIEW_PREFILTER, decode_base64, spellings
 from pipelines.redaction.json_safe import MACROS, with_sentinel
 from pipelines.redaction.placeholders import keyed, redacted
-from pipelines.redaction.prefilter import candidate_rows
+from pipelines.redaction.prefilter import candidate_rows, matching_rows
 from pipelines.redaction.resolvers import RESOLVERS
 from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
 from pipelines.redaction.scan import scan
@@ -54,6 +55,12 @@ _TOUCHING = (
     r"|[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it
 )
 _MAX_ROUNDS = 4
+# Values found by a rule are redacted wherever else they occur (same text, or same session) when they
+# are at least this long, start at an escape-safe boundary (or after a %XX escape) and end at one.
+_MIN_PROPAGATED_VALUE = 6
+_OCCURRENCE_PRE = "(?P<pre>" + MACROS["{B}"] + "|%[0-9A-Fa-f]{2})"
+_OCCURRENCE_POST = "(?P<post>[^A-Za-z0-9_]|$)"
+_FOUND_SCHEMA = {"row": pl.UInt32, "value": pl.String, "type": pl.String}
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class Redactor:
         self.rules = rules or load_default_rules()
         self.key = key
         self._tag_types = {rule.tag: rule.type for rule in self.rules.rules if rule.tag}
-        self._types = frozenset(self.rules.types)
+        self._types = frozenset((*self.rules.types, ENCODED_TYPE))
 
     @property
     def version(self) -> str:
@@ -86,16 +93,16 @@ class Redactor:
         return self.rules.redactor_version
 
     def redact(self, texts: pl.Series, sessions: pl.Series | None = None) -> RedactionResult:
-        """Redact every row; `sessions` (per-row ids) widens user-name replacement to whole sessions."""
+        """Redact every row; `sessions` (per-row ids) widens value and user-name replacement to whole sessions."""
         original = with_sentinel(texts.cast(pl.String))
-        previous, out = original, self._apply_rules(original.clone(), sessions)  # rules scatter into their input
+        previous, out = original, self._layers(original.clone(), sessions)  # rules scatter into their input
         for _ in range(_MAX_ROUNDS):
             changed = out.ne_missing(previous).arg_true()
             again = changed.filter(out.gather(changed).str.contains(_TOUCHING).fill_null(False))
             if again.len() == 0:
                 break
             scope = None if sessions is None else sessions.gather(again)
-            previous, out = out, out.clone().scatter(again, self._apply_rules(out.gather(again), scope))
+            previous, out = out, out.clone().scatter(again, self._layers(out.gather(again), scope))
         out = out.str.slice(1)
         before = counting.placeholder_counts(texts.cast(pl.String), self._tag_types, self._types)
         after = counting.placeholder_counts(out, self._tag_types, self._types)
@@ -107,13 +114,25 @@ class Redactor:
         """Leak scan with the same rules: DataFrame(row, rule_id, snippet); see `scan.scan`."""
         return scan(self.rules, texts, strict=strict)
 
-    def _apply_rules(self, out: pl.Series, sessions: pl.Series | None) -> pl.Series:
-        """One pass of every rule, in order, each on the rows its keywords select."""
+    def _layers(self, texts: pl.Series, sessions: pl.Series | None) -> pl.Series:
+        """Rules, then base64 runs hiding secrets, then every other spelling of each value found (the
+        values found in URL- and \\u-decoded views of the rows included)."""
+        out, found = self._apply_rules(texts, sessions)
+        out = self._redact_base64(out)
+        found = pl.concat([found, self._view_values(out)])
+        return self._every_occurrence(out, found, sessions)
+
+    def _apply_rules(self, out: pl.Series, sessions: pl.Series | None) -> tuple[pl.Series, pl.DataFrame]:
+        """One pass of every rule, in order, each on the rows its keywords select; also returns the values
+        redacted by propagating rules as DataFrame(row, value, type)."""
         # Replacements only remove text, so rows found once stay a superset of the candidates later on.
         candidates: dict[tuple[str, ...], pl.Series] = {}
+        groups = {group: matching_rows(out, pattern) for group, pattern in self.rules.group_prefilters.items()}
+        found = [pl.DataFrame(schema=_FOUND_SCHEMA)]
         for rule in self.rules.rules:
             if rule.keywords not in candidates:
-                candidates[rule.keywords] = candidate_rows(out, rule, prefilter=True)
+                within = groups[rule.group] if rule.group else None
+                candidates[rule.keywords] = candidate_rows(out, rule, prefilter=True, within=within)
             rows = candidates[rule.keywords]
             if rows.len() == 0:
                 continue
@@ -124,7 +143,10 @@ class Redactor:
             out = out.scatter(rows, replaced)
             if rule.tag == "USER":
                 out = self._propagate_names(rule, out, original, rows, sessions)
-        return out
+            if rule.propagate:
+                changed = replaced.ne_missing(original)
+                found.append(self._found_values(rule, original.filter(changed), rows.filter(changed)))
+        return out, pl.concat(found)
 
     def _apply(self, rule: Rule, texts: pl.Series) -> pl.Series:
         if rule.resolver is None:
@@ -149,6 +171,81 @@ class Redactor:
                 mapping[text] = text[: match.start("secret")] + placeholder + text[match.end("secret") :]
         return mapping
 
+    def _found_values(self, rule: Rule, texts: pl.Series, rows: pl.Series) -> pl.DataFrame:
+        """(row, value, type) of the secrets `rule` redacts in `texts` (rows that it changed)."""
+        found = pl.DataFrame({"row": rows, "m": texts.str.extract_all(rule.pattern)}).explode("m").drop_nulls("m")
+        resolve = RESOLVERS.get(rule.resolver or "")
+        values = {}
+        for text in found["m"].unique():
+            match = rule.regex.fullmatch(text)
+            if match and (resolve is None or resolve(match["secret"]) is not None):
+                values[text] = match["secret"]
+        return found.filter(pl.col("m").is_in(list(values))).select(
+            pl.col("row").cast(pl.UInt32),
+            pl.col("m").replace_strict(values, return_dtype=pl.String).alias("value"),
+            pl.lit(rule.type).alias("type"),
+        )
+
+    def _redact_base64(self, out: pl.Series) -> pl.Series:
+        """Replace base64 runs that decode to text holding a secret (a pasted `.env`, a data URI)."""
+        runs = out.str.extract_all(BASE64_RUN).explode().drop_nulls().unique()
+        decoded = {}
+        for match in runs:
+            run = re.search(BASE64_RUN, match)["run"]  # type: ignore[index]
+            text = decode_base64(run)
+            if text is not None:
+                decoded[run] = text
+        if not decoded:
+            return out
+        inner = with_sentinel(pl.Series(list(decoded.values()), dtype=pl.String))
+        redacted_inner, _ = self._apply_rules(inner.clone(), None)
+        hiding = [run for run, changed in zip(decoded, redacted_inner.ne_missing(inner), strict=True) if changed]
+        if not hiding:
+            return out
+        rows = out.str.contains_any(hiding).fill_null(False).arg_true()
+        mapping = {run: redacted(ENCODED_TYPE) for run in sorted(hiding, key=len, reverse=True)}
+        return out.scatter(rows, out.gather(rows).str.replace_many(mapping, leftmost=True))
+
+    def _view_values(self, out: pl.Series) -> pl.DataFrame:
+        """Values the rules find in URL-decoded / \\u-unescaped views of the rows that have such escapes."""
+        rows = matching_rows(out, VIEW_PREFILTER)
+        if rows.len() == 0:
+            return pl.DataFrame(schema=_FOUND_SCHEMA)
+        _, found = self._apply_rules(out.gather(rows).str.replace_many(VIEW_MAP, leftmost=True), None)
+        return found.with_columns(rows.gather(found["row"]).cast(pl.UInt32).alias("row"))
+
+    def _every_occurrence(self, out: pl.Series, found: pl.DataFrame, sessions: pl.Series | None) -> pl.Series:
+        """Redact each found value (in each of its spellings) wherever it occurs again in its text, or in
+        its session when `sessions` is given."""
+        found = found.filter(pl.col("value").str.len_chars() >= _MIN_PROPAGATED_VALUE)
+        if found.is_empty():
+            return out
+        scopes = _scopes(out.len(), sessions)
+        spelled = (
+            found.select(pl.lit(scopes).gather("row").alias("scope"), "value", "type")
+            .unique()
+            .with_columns(pl.col("value").map_elements(lambda v: sorted(spellings(v)), return_dtype=pl.List(pl.String)))
+            .explode("value")
+            .rename({"value": "spelling"})
+            .unique(["scope", "spelling"], keep="first")
+        )
+        targets = scopes.is_in(spelled["scope"].unique()).arg_true()
+        patterns = spelled["spelling"].unique().to_list()
+        present = (
+            pl.DataFrame({"row": targets, "spelling": out.gather(targets).str.extract_many(patterns, overlapping=True)})
+            .explode("spelling")
+            .drop_nulls("spelling")
+            .unique()
+            .with_columns(pl.lit(scopes).gather("row").alias("scope"))
+            .join(spelled, on=["scope", "spelling"])
+        )
+        if present.is_empty():
+            return out
+        per_row = present.group_by("row").agg(pl.struct("type", "spelling").sort_by("spelling").alias("what"))
+        for what, rows in per_row.group_by("what").agg("row").iter_rows():
+            out = out.scatter(rows, _replace_spellings(out.gather(rows), what))
+        return out
+
     def _propagate_names(
         self, rule: Rule, out: pl.Series, original: pl.Series, rows: pl.Series, sessions: pl.Series | None
     ) -> pl.Series:
@@ -163,8 +260,7 @@ class Redactor:
                 names[text] = name
         if not names:
             return out
-        row_ids = pl.arange(0, out.len(), eager=True).cast(pl.String)
-        scopes = row_ids if sessions is None else sessions.cast(pl.String).fill_null("row:" + row_ids)
+        scopes = _scopes(out.len(), sessions)
         by_name = (
             found.filter(pl.col("m").is_in(list(names)))
             .select(pl.col("m").replace_strict(names).alias("name"), pl.lit(scopes).gather("row").alias("scope"))
@@ -180,3 +276,22 @@ class Redactor:
                 replaced = replaced.str.replace_all(pattern, template)
             out = out.scatter(target, replaced)
         return out
+
+
+def _scopes(n_rows: int, sessions: pl.Series | None) -> pl.Series:
+    """The scope of each row for propagation: its session, or the row itself."""
+    row_ids = pl.arange(0, n_rows, eager=True).cast(pl.String)
+    return row_ids if sessions is None else sessions.cast(pl.String).fill_null("row:" + row_ids)
+
+
+def _replace_spellings(texts: pl.Series, what: list[dict[str, str]]) -> pl.Series:
+    """Replace the given (type, spelling) pairs, longest spelling first, at escape-safe boundaries."""
+    by_type: dict[str, list[str]] = {}
+    for item in what:
+        by_type.setdefault(item["type"], []).append(item["spelling"])
+    for rule_type, found in by_type.items():
+        alternation = "|".join(re.escape(s) for s in sorted(found, key=len, reverse=True))
+        pattern = f"{_OCCURRENCE_PRE}(?P<secret>{alternation}){_OCCURRENCE_POST}"
+        for _ in range(2):  # the `post` character can hide an adjacent occurrence from one pass
+            texts = texts.str.replace_all(pattern, "${pre}" + redacted(rule_type) + "${post}")
+    return texts

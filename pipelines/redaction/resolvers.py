@@ -13,7 +13,24 @@ from collections.abc import Callable
 # identifiers, dotted/attribute paths, template and env references: code, not secrets
 _CODE_LIKE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:[.:/-][A-Za-z_$][A-Za-z0-9_$]*)*")
 _DOTTED = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)+")
-_REFERENCE_PREFIXES = ("$", "%", "{{", "process.env", "os.environ", "env.", "settings.", "config.")
+_REFERENCE_PREFIXES = ("$", "%", "{{", "{%", "process.env", "os.environ", "env.", "settings.", "config.", "@")
+# file paths and URLs name where a secret lives, not the secret
+_PATH_LIKE = re.compile(
+    r"(?:[~.]{0,2}/|[A-Za-z]:\\|[a-z][a-z0-9+.-]*://).*|.*\.(?:pem|key|crt|cer|p12|pfx|jks|json|ya?ml|txt|env|ini|conf|cfg|toml|gpg|asc|pub)",
+    re.I,
+)
+# numbers, sizes, durations, versions, dates
+_NUMERIC = re.compile(r"[-+]?[0-9][0-9.,:_/%+-]*[A-Za-z]{0,3}")
+# documentation placeholders and obvious non-values
+_PLACEHOLDER_WORDS = re.compile(
+    r"[*xX.#_-]+|(?:<.*>|\[.*\]|\(.*\)|\{.*\})|"
+    r"(?:your|my|the|some|a|an|example|sample|dummy|fake|test|placeholder|insert|enter|put|redacted|hidden|masked|"
+    r"secret|password|passwd|pass|token|changeme|change[_-]?me|replace[_-]?me|todo|fixme|xxx+|none|null|nil|"
+    r"undefined|true|false|str|string|bytes|int|bool|optional|required|empty|default|value|here|sensitive)"
+    r"(?:[_ -]?(?:your|my|own|example|sample|secret|password|passwd|pass|token|key|api|here|value|goes|to|this|"
+    r"with|real|actual|new|old|db|database|user|admin|1|123))*",
+    re.I,
+)
 _CLASSES = (str.islower, str.isupper, str.isdigit)
 _HOME_EXEMPT = frozenset({"shared", "public", "default", "default user", "all users", "linuxbrew"})
 _SCP_REMOTE = re.compile(r"[^@]+@(?P<host>[^:]+):(?P<path>.+)")
@@ -26,9 +43,20 @@ def shannon_entropy(value: str) -> float:
     return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
 
 
+def _not_a_value(value: str) -> bool:
+    """References, paths, numbers, placeholders and dotted code paths: never a literal secret."""
+    return (
+        value.startswith(_REFERENCE_PREFIXES)
+        or _DOTTED.fullmatch(value) is not None
+        or _PATH_LIKE.fullmatch(value) is not None
+        or _NUMERIC.fullmatch(value) is not None
+        or _PLACEHOLDER_WORDS.fullmatch(value) is not None
+    )
+
+
 def high_entropy(value: str) -> str | None:
     """Keep values that look random: mixed character classes, high entropy for their length, not code."""
-    if value.startswith(_REFERENCE_PREFIXES) or _DOTTED.fullmatch(value):
+    if _not_a_value(value):
         return None
     if not any(c.isdigit() for c in value) and _CODE_LIKE.fullmatch(value):
         return None
@@ -36,6 +64,17 @@ def high_entropy(value: str) -> str | None:
     if classes < 2 or value.isdigit():
         return None
     return value if shannon_entropy(value) >= min(3.0, 0.8 * math.log2(len(value))) else None
+
+
+def password(value: str) -> str | None:
+    """Keep values given to a password-named key or flag unless they are code, references or placeholders:
+    passwords are short and low-entropy, so any value with two character classes counts."""
+    if len(value) < 4 or _not_a_value(value):
+        return None
+    if not any(c.isdigit() for c in value) and _CODE_LIKE.fullmatch(value):
+        return None
+    classes = sum(any(test(c) for c in value) for test in _CLASSES) + any(not c.isalnum() for c in value)
+    return value if classes >= 2 else None
 
 
 def ipv6(value: str) -> str | None:
@@ -64,6 +103,7 @@ def home_user(value: str) -> str | None:
 
 RESOLVERS: dict[str, Callable[[str], str | None]] = {
     "high-entropy": high_entropy,
+    "password": password,
     "ipv6": ipv6,
     "git-remote": git_remote,
     "home-user": home_user,

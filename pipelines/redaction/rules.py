@@ -35,17 +35,30 @@ class Rule:
     tag: str | None
     passes: int
     regex: re.Pattern[str]  # same pattern for Python-side resolution of distinct matches
+    group: str | None = None
+    propagate: bool = True
 
     @property
     def groups(self) -> frozenset[str]:
         return frozenset(self.regex.groupindex)
 
+    @property
+    def case_insensitive(self) -> bool:
+        return self.pattern.startswith("(?i)")
+
     @cached_property
     def prefilter(self) -> str | None:
-        """The keywords as one regex alternation (Rust's SIMD literal search beats Aho-Corasick here)."""
-        if not self.keywords:
-            return None
-        return "|".join(pl.Series(self.keywords, dtype=pl.String).str.escape_regex())
+        """The keywords as one regex alternation (Rust's SIMD literal search beats Aho-Corasick here),
+        case-insensitive when the pattern is, so the prefilter never drops a row the pattern matches."""
+        return keyword_pattern(self.keywords, case_insensitive=self.case_insensitive)
+
+
+def keyword_pattern(keywords: tuple[str, ...], *, case_insensitive: bool) -> str | None:
+    """Literal keywords as one regex alternation, `(?i)` when asked; None without keywords."""
+    if not keywords:
+        return None
+    alternation = "|".join(pl.Series(keywords, dtype=pl.String).str.escape_regex())
+    return f"(?i){alternation}" if case_insensitive else alternation
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,26 @@ class RuleSet:
     def redactor_version(self) -> str:
         return f"{self.version}+{self.hash[:12]}"
 
+    @cached_property
+    def group_prefilters(self) -> dict[str, str]:
+        """Per group, one alternation of its rules' keywords: rows without any skip the whole group."""
+        members: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            if rule.group:
+                members.setdefault(rule.group, []).append(rule)
+        return {
+            group: keyword_pattern(
+                tuple(dict.fromkeys(k.lower() if r.case_insensitive else k for r in rules for k in r.keywords)),
+                case_insensitive=any(r.case_insensitive for r in rules),
+            )
+            or ""
+            for group, rules in members.items()
+        }
+
 
 def _rule(raw: dict, where: str) -> Rule:
-    unknown = set(raw) - {"id", "type", "description", "keywords", "pattern", "resolver", "tag", "passes"}
+    unknown = set(raw) - {"id", "type", "description", "keywords", "pattern", "resolver", "tag", "passes", "group"}
+    unknown -= {"propagate"}
     if unknown:
         raise RuleSetError(f"{where}: unknown fields {sorted(unknown)}")
     rule_id = raw.get("id", "")
@@ -85,6 +115,8 @@ def _rule(raw: dict, where: str) -> Rule:
         raise RuleSetError(f"{where} ({rule_id}): unknown resolver {resolver!r}")
     if tag is not None and (tag not in HASH_HEX or resolver is None):
         raise RuleSetError(f"{where} ({rule_id}): tag must be one of {sorted(HASH_HEX)} with a resolver")
+    if raw.get("group") is not None and not raw.get("keywords"):
+        raise RuleSetError(f"{where} ({rule_id}): a rule in a group needs keywords")
     return Rule(
         id=rule_id,
         type=str(raw.get("type", rule_id)),
@@ -95,6 +127,8 @@ def _rule(raw: dict, where: str) -> Rule:
         tag=tag,
         passes=int(raw.get("passes", 1)),
         regex=regex,
+        group=raw.get("group"),
+        propagate=bool(raw.get("propagate", True)),
     )
 
 
