@@ -1,0 +1,105 @@
+"""The agent-trace redaction corpus: its integrity, the leak definition it is scored with, and the recall
+floor the current engine holds (bench/redaction_quality.py prints the full figures)."""
+
+import base64
+import json
+from collections import Counter
+from urllib.parse import quote, quote_plus
+
+import polars as pl
+import pytest
+
+from pipelines.redaction import Redactor
+from tests.redaction_corpus.generate import build
+from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load
+
+POSITIVES = load(AGENT_POSITIVES)
+NEGATIVES = load(AGENT_NEGATIVES)
+# What the engine on `main` achieves today (48.7% recall, 22/524 = 4.2% of hard negatives altered),
+# rounded to leave no slack for regressions; tighten these as the engine improves.
+RECALL_FLOOR = 0.48
+NEGATIVES_ALTERED_CEILING = 0.045
+
+
+def test_the_committed_corpus_is_what_the_seeded_generator_writes() -> None:
+    for path, content in build().items():
+        assert path.read_text(encoding="utf-8") == content, (
+            f"{path.name}: run python -m tests.redaction_corpus.generate"
+        )
+
+
+def test_corpus_is_big_and_varied_enough() -> None:
+    kinds = Counter(p["kind"] for p in POSITIVES)
+    assert len(POSITIVES) >= 1500
+    assert len(kinds) >= 60
+    assert min(kinds.values()) >= 10
+    assert len(NEGATIVES) >= 500
+    assert len({n["kind"] for n in NEGATIVES}) >= 20
+    assert {p["shape"] for p in POSITIVES} >= {
+        "raw",
+        "log",
+        "json-body",
+        "tool-call",
+        "url-encoded",
+        "base64-file",
+        "data-uri",
+        "repeated",
+        "cut-at-end",
+        "diff",
+        "stacktrace",
+        "doc",
+    }
+    total_bytes = AGENT_POSITIVES.stat().st_size + AGENT_NEGATIVES.stat().st_size
+    assert total_bytes < 5 * 2**20
+
+
+def test_rows_are_labelled_and_unique() -> None:
+    for row in POSITIVES:
+        assert set(row) == {"id", "kind", "shape", "syntax", "secrets", "text"}
+        assert row["secrets"] and all(isinstance(s, str) and len(s) >= 3 for s in row["secrets"]), row["id"]
+    for row in NEGATIVES:
+        assert set(row) == {"id", "kind", "shape", "text"}
+    ids = [row["id"] for row in POSITIVES + NEGATIVES]
+    texts = [row["text"] for row in POSITIVES + NEGATIVES]
+    assert len(set(ids)) == len(ids)
+    assert len(set(texts)) == len(texts)
+
+
+def test_every_labelled_secret_is_readable_in_its_sample() -> None:
+    unreadable = [(row["id"], s) for row in POSITIVES for s in row["secrets"] if not leaked([s], row["text"])]
+    assert unreadable == []
+
+
+def test_no_hard_negative_holds_a_labelled_secret() -> None:
+    secrets = {s for row in POSITIVES for s in row["secrets"] if len(s) >= 12}
+    assert [n["id"] for n in NEGATIVES if any(s in n["text"] for s in secrets)] == []
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: s,
+        lambda s: json.dumps({"content": f"pw {s}"}),
+        lambda s: json.dumps({"arguments": json.dumps({"command": f"x {s}"})}),
+        lambda s: "q=" + quote_plus(f"a {s} b"),
+        lambda s: "q=" + quote(f"a {s} b", safe=""),
+        lambda s: base64.b64encode(f"K={s}\n".encode()).decode(),
+        lambda s: "data:text/plain;base64," + base64.urlsafe_b64encode(f"..{s}".encode()).decode().rstrip("="),
+        lambda s: "k: " + base64.b64encode(base64.b64encode(s.encode())).decode(),
+    ],
+    ids=["raw", "json", "double-json", "url-plus", "url-percent", "base64", "base64url-unpadded", "double-base64"],
+)
+def test_a_secret_leaks_in_any_encoding_and_not_once_replaced(encode) -> None:
+    secret = 'Tr0ub4dor&3+x/"é'
+    assert leaked([secret], encode(secret)) == [secret]
+    assert leaked([secret], encode("<REDACTED:password>")) == []
+
+
+def test_current_engine_holds_its_recall_floor_and_negatives_ceiling() -> None:
+    redactor = Redactor(key=b"corpus-test")
+    out = redactor.redact(pl.Series([p["text"] for p in POSITIVES], dtype=pl.String)).texts.to_list()
+    caught = sum(not leaked(p["secrets"], text) for p, text in zip(POSITIVES, out, strict=True))
+    assert caught / len(POSITIVES) >= RECALL_FLOOR
+    texts = [n["text"] for n in NEGATIVES]
+    altered = sum(a != b for a, b in zip(redactor.redact(pl.Series(texts)).texts.to_list(), texts, strict=True))
+    assert altered / len(NEGATIVES) <= NEGATIVES_ALTERED_CEILING
