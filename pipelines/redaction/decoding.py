@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 
 ENCODED_TYPE = "encoded-secret"
 # rows worth a decoded view: a percent-escape or a \\u escape of a printable ASCII character
-VIEW_PREFILTER = r"%[2-7][0-9A-Fa-f]|\\u00[2-7][0-9A-Fa-f]"
+VIEW_PREFILTER = r"%[2-7][0-9A-Fa-f]|%0[9AaDd]|\\u00[2-7][0-9A-Fa-f]"
 # base64 / base64url runs long enough to hold `KEY=value`, at an escape-safe boundary
 BASE64_RUN = (
     r'(?:[^A-Za-z0-9_\\+/-]|\\[nrtbf"/]|\\u[0-9A-Fa-f]{4})'
@@ -23,8 +23,9 @@ BASE64_RUN = (
 _PRINTABLE = frozenset(string.printable)
 _MIN_PRINTABLE = 0.97
 
-_ESCAPES = {f"%{c:02X}": chr(c) for c in range(0x20, 0x7F)}
-_ESCAPES |= {f"%{c:02x}": chr(c) for c in range(0x20, 0x7F)}
+_DECODED = [*range(0x20, 0x7F), 0x09, 0x0A, 0x0D]
+_ESCAPES = {f"%{c:02X}": chr(c) for c in _DECODED}
+_ESCAPES |= {f"%{c:02x}": chr(c) for c in _DECODED}
 _ESCAPES |= {f"\\u{c:04x}": chr(c) for c in range(0x20, 0x7F)}
 _ESCAPES |= {f"\\u{c:04X}": chr(c) for c in range(0x20, 0x7F)}
 VIEW_MAP: dict[str, str] = dict(sorted(_ESCAPES.items()))

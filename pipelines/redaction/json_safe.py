@@ -26,16 +26,14 @@ MACROS: dict[str, str] = {
     "{Q}": r"""(?:\\*["'])?""",
     # the `//` of a URL, slashes optionally escaped as `\/`
     "{SL}": r"(?:\\*/){2}",
-    # a log / comment / string-literal prefix on a line of key material: timestamps, `[INFO]`, `#12 0.3`,
-    # `# `, `// `, `> `, `+`, `| `, an opening (escaped) quote
-    "{LP}": (
-        r"(?:[ \t]*(?:\[[^\]\r\n\"\\]{1,48}\]|[0-9][0-9:.TZ/,+-]*[0-9Z]|#[0-9]+|//|#|;|--|>|\*|\||\+|\\+[\"']|'"
-        r"|[A-Z][A-Za-z]{2,7}:|INFO|DEBUG|WARN|WARNING|ERROR|TRACE|NOTICE|Step [0-9/]+))*[ \t]*"
-    ),
-    # the end of such a line: a literal `\n`, a closing (escaped) quote, a concatenation `+` or `,`
-    "{LS}": r"""(?:\\+n)?(?:\\+["']|'|"[ \t]*\+)?(?:[ \t]*[+,;])?""",
-    # a line break between lines of key material (raw, JSON-escaped) or the spaces of a one-line key
-    "{KS}": r"(?:(?:\\+[nr]|\r?\n)+|[ \t]+|(?:\r?\n)+[ \t]*\")",
+    # the prefix of a line of key material: any log / comment / string-literal prefix that ends in a
+    # delimiter (`2026-11-02T10:14:43Z `, `[INFO] `, `#12 0.31 `, `// `, `+ "`), kept inside one line
+    "{LP}": r"""[ \t]*(?:[^\r\n"'\\<>`]*[ \t\]:>|#*+])?[ \t]*(?:\\*["'])?""",
+    # the end of such a line inside the match: a literal `\n`, a closing escaped quote
+    "{LS}": r"""(?:\\+n)?(?:\\+["'])?""",
+    # between lines of key material: newlines (raw or JSON-escaped), optionally after a closing quote and
+    # a concatenation `+` / `,` / line continuation `\`; or the spaces of a key written on one line
+    "{KS}": r"""(?:(?:(?:\\+["'][ \t]*[+,]?[ \t]*)?(?:\\+[nr]|\r?\n)|["'][ \t]*[+,\\]?[ \t]*\r?\n)+|[ \t]+)""",
 }
 
 

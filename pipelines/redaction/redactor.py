@@ -16,7 +16,7 @@ from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
 from pipelines.redaction.scan import scan
 
 # Bare user names found in home paths are also replaced elsewhere in the same session, unless they
-# are too short or too common to be a person's name.
+# are too short (a non-ASCII name may be one character shorter) or too common to be a person's name.
 _MIN_PROPAGATED_NAME = 4
 _COMMON_NAMES = frozenset(
     (
@@ -60,7 +60,9 @@ _MAX_ROUNDS = 4
 _MIN_PROPAGATED_VALUE = 6
 _OCCURRENCE_PRE = "(?P<pre>" + MACROS["{B}"] + "|%[0-9A-Fa-f]{2})"
 _OCCURRENCE_POST = "(?P<post>[^A-Za-z0-9_]|$)"
-_FOUND_SCHEMA = {"row": pl.UInt32, "value": pl.String, "type": pl.String}
+_FOUND_SCHEMA = {"row": pl.UInt32, "value": pl.String, "type": pl.String, "session_wide": pl.Boolean}
+# a multi-line value (a key block) propagates line by line: its base64-looking tokens of this length
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,12 @@ class Redactor:
         found = pl.concat([found, self._view_values(out)])
         return self._every_occurrence(out, found, sessions)
 
-    def _apply_rules(self, out: pl.Series, sessions: pl.Series | None) -> tuple[pl.Series, pl.DataFrame]:
+    def _apply_rules(
+        self, out: pl.Series, sessions: pl.Series | None, *, collect_all: bool = False
+    ) -> tuple[pl.Series, pl.DataFrame]:
         """One pass of every rule, in order, each on the rows its keywords select; also returns the values
-        redacted by propagating rules as DataFrame(row, value, type)."""
+        redacted by propagating rules (by every rule with `collect_all`) as DataFrame(row, value, type,
+        session_wide)."""
         # Replacements only remove text, so rows found once stay a superset of the candidates later on.
         candidates: dict[tuple[str, ...], pl.Series] = {}
         groups = {group: matching_rows(out, pattern) for group, pattern in self.rules.group_prefilters.items()}
@@ -143,7 +148,7 @@ class Redactor:
             out = out.scatter(rows, replaced)
             if rule.tag == "USER":
                 out = self._propagate_names(rule, out, original, rows, sessions)
-            if rule.propagate:
+            if rule.propagate or collect_all:
                 changed = replaced.ne_missing(original)
                 found.append(self._found_values(rule, original.filter(changed), rows.filter(changed)))
         return out, pl.concat(found)
@@ -163,27 +168,26 @@ class Redactor:
         """Replacement text for each distinct accepted match (runs once per distinct value)."""
         resolve = RESOLVERS[rule.resolver or ""]
         mapping = {}
-        for text in matches:
-            match = rule.regex.fullmatch(text)
-            value = resolve(match["secret"]) if match else None
-            if match and value is not None:
-                placeholder = keyed(rule.tag, self.key, value) if rule.tag else redacted(rule.type)
-                mapping[text] = text[: match.start("secret")] + placeholder + text[match.end("secret") :]
+        for text, pre, secret, post in rule.parts(matches):
+            value = resolve(secret)
+            if value is not None:
+                mapping[text] = pre + (keyed(rule.tag, self.key, value) if rule.tag else redacted(rule.type)) + post
         return mapping
 
     def _found_values(self, rule: Rule, texts: pl.Series, rows: pl.Series) -> pl.DataFrame:
         """(row, value, type) of the secrets `rule` redacts in `texts` (rows that it changed)."""
         found = pl.DataFrame({"row": rows, "m": texts.str.extract_all(rule.pattern)}).explode("m").drop_nulls("m")
         resolve = RESOLVERS.get(rule.resolver or "")
-        values = {}
-        for text in found["m"].unique():
-            match = rule.regex.fullmatch(text)
-            if match and (resolve is None or resolve(match["secret"]) is not None):
-                values[text] = match["secret"]
+        values = {
+            text: secret
+            for text, _, secret, _ in rule.parts(found["m"])
+            if resolve is None or resolve(secret) is not None
+        }
         return found.filter(pl.col("m").is_in(list(values))).select(
             pl.col("row").cast(pl.UInt32),
             pl.col("m").replace_strict(values, return_dtype=pl.String).alias("value"),
             pl.lit(rule.type).alias("type"),
+            pl.lit(rule.propagate).alias("session_wide"),
         )
 
     def _redact_base64(self, out: pl.Series) -> pl.Series:
@@ -207,38 +211,64 @@ class Redactor:
         return out.scatter(rows, out.gather(rows).str.replace_many(mapping, leftmost=True))
 
     def _view_values(self, out: pl.Series) -> pl.DataFrame:
-        """Values the rules find in URL-decoded / \\u-unescaped views of the rows that have such escapes."""
+        """Values the rules find in URL-decoded / \\u-unescaped views of the rows that have such escapes
+        (once with `+` kept, once read as a space)."""
         rows = matching_rows(out, VIEW_PREFILTER)
         if rows.len() == 0:
             return pl.DataFrame(schema=_FOUND_SCHEMA)
-        _, found = self._apply_rules(out.gather(rows).str.replace_many(VIEW_MAP, leftmost=True), None)
-        return found.with_columns(rows.gather(found["row"]).cast(pl.UInt32).alias("row"))
+        view = out.gather(rows).str.replace_many(VIEW_MAP, leftmost=True)
+        found = []
+        for text in (view, view.str.replace_all("+", " ", literal=True)):
+            _, in_view = self._apply_rules(text, None, collect_all=True)
+            found.append(in_view.with_columns(rows.gather(in_view["row"]).cast(pl.UInt32).alias("row")))
+        return pl.concat(found)
 
     def _every_occurrence(self, out: pl.Series, found: pl.DataFrame, sessions: pl.Series | None) -> pl.Series:
         """Redact each found value (in each of its spellings) wherever it occurs again in its text, or in
         its session when `sessions` is given."""
-        found = found.filter(pl.col("value").str.len_chars() >= _MIN_PROPAGATED_VALUE)
+        inside_placeholders = " ".join(redacted(rule_type) for rule_type in self._types)
+        found = found.filter(
+            (pl.col("value").str.len_chars() >= _MIN_PROPAGATED_VALUE)
+            & ~pl.lit(inside_placeholders).str.contains(pl.col("value"), literal=True)
+        )
         if found.is_empty():
             return out
         scopes = _scopes(out.len(), sessions)
+        row_scopes = _scopes(out.len(), None)
         spelled = (
-            found.select(pl.lit(scopes).gather("row").alias("scope"), "value", "type")
+            found.select(
+                pl.when("session_wide")
+                .then(pl.lit(scopes).gather("row"))
+                .otherwise(pl.lit(row_scopes).gather("row"))
+                .alias("scope"),
+                "value",
+                "type",
+            )
             .unique()
-            .with_columns(pl.col("value").map_elements(lambda v: sorted(spellings(v)), return_dtype=pl.List(pl.String)))
+            .with_columns(pl.col("value").map_elements(_all_spellings, return_dtype=pl.List(pl.String)))
             .explode("value")
             .rename({"value": "spelling"})
             .unique(["scope", "spelling"], keep="first")
         )
-        targets = scopes.is_in(spelled["scope"].unique()).arg_true()
+        if spelled.is_empty():
+            return out
+        in_scope = scopes.is_in(spelled["scope"].unique().implode()) | row_scopes.is_in(
+            spelled["scope"].unique().implode()
+        )
+        targets = in_scope.arg_true()
         patterns = spelled["spelling"].unique().to_list()
         present = (
             pl.DataFrame({"row": targets, "spelling": out.gather(targets).str.extract_many(patterns, overlapping=True)})
             .explode("spelling")
             .drop_nulls("spelling")
             .unique()
-            .with_columns(pl.lit(scopes).gather("row").alias("scope"))
-            .join(spelled, on=["scope", "spelling"])
         )
+        present = pl.concat(
+            [
+                present.with_columns(pl.lit(scopes).gather("row").alias("scope")),
+                present.with_columns(pl.lit(row_scopes).gather("row").alias("scope")),
+            ]
+        ).join(spelled, on=["scope", "spelling"])
         if present.is_empty():
             return out
         per_row = present.group_by("row").agg(pl.struct("type", "spelling").sort_by("spelling").alias("what"))
@@ -253,10 +283,10 @@ class Redactor:
         when no sessions are given): shell prompts `alice@laptop`, `ls -l` owners, `whoami` output."""
         found = pl.DataFrame({"row": rows, "m": original.str.extract_all(rule.pattern)}).explode("m")
         names = {}
-        for text in found["m"].drop_nulls().unique():
-            match = rule.regex.fullmatch(text)
-            name = RESOLVERS["home-user"](match["secret"]) if match else None
-            if name and len(name) >= _MIN_PROPAGATED_NAME and name.lower() not in _COMMON_NAMES:
+        for text, _, secret, _ in rule.parts(found["m"]):
+            name = RESOLVERS["home-user"](secret)
+            long_enough = len(name or "") >= _MIN_PROPAGATED_NAME - (not (name or "").isascii())
+            if name and long_enough and name.lower() not in _COMMON_NAMES:
                 names[text] = name
         if not names:
             return out
@@ -276,6 +306,18 @@ class Redactor:
                 replaced = replaced.str.replace_all(pattern, template)
             out = out.scatter(target, replaced)
         return out
+
+
+def _all_spellings(value: str) -> list[str]:
+    """Every spelling of a found value: multi-line values by their long tokens, base64 values also decoded."""
+    tokens = _TOKEN.findall(value) if any(c.isspace() or c == "\\" for c in value) else [value]
+    forms: set[str] = set()
+    for token in tokens:
+        forms |= spellings(token)
+        decoded = decode_base64(token) if len(token) >= _MIN_PROPAGATED_VALUE else None
+        if decoded is not None and len(decoded.strip()) >= _MIN_PROPAGATED_VALUE and not decoded.isspace():
+            forms |= spellings(decoded.strip())
+    return sorted(form for form in forms if len(form) >= _MIN_PROPAGATED_VALUE)
 
 
 def _scopes(n_rows: int, sessions: pl.Series | None) -> pl.Series:

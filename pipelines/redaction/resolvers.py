@@ -31,6 +31,14 @@ _PLACEHOLDER_WORDS = re.compile(
     r"with|real|actual|new|old|db|database|user|admin|1|123))*",
     re.I,
 )
+# masked or elided values (`sk-proj-****pYjm`, `sk_test_...`), documentation keys (`...EXAMPLE`)
+_MASKED = re.compile(r".*(?:\*{3}|\.{3}|…|x{5}|X{5}|EXAMPLE|<|>).*")
+# type names in annotations and declarations (`&str`, `Option<String>`, `SecureString`)
+_TYPE_LIKE = re.compile(
+    r"[&*]*(?:'[a-z]+ )?(?:str|String|string|bytes|int|bool|char|SecureString|Secret\w*|\w+<.*>)\??"
+)
+_SINGLE_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_BASE64_BODY = re.compile(r"[A-Za-z0-9+/]")
 _CLASSES = (str.islower, str.isupper, str.isdigit)
 _HOME_EXEMPT = frozenset({"shared", "public", "default", "default user", "all users", "linuxbrew"})
 _SCP_REMOTE = re.compile(r"[^@]+@(?P<host>[^:]+):(?P<path>.+)")
@@ -51,6 +59,8 @@ def _not_a_value(value: str) -> bool:
         or _PATH_LIKE.fullmatch(value) is not None
         or _NUMERIC.fullmatch(value) is not None
         or _PLACEHOLDER_WORDS.fullmatch(value) is not None
+        or _MASKED.fullmatch(value) is not None
+        or _TYPE_LIKE.fullmatch(value) is not None
     )
 
 
@@ -66,15 +76,37 @@ def high_entropy(value: str) -> str | None:
     return value if shannon_entropy(value) >= min(3.0, 0.8 * math.log2(len(value))) else None
 
 
+def _classes(value: str) -> int:
+    return sum(any(test(c) for c in value) for test in _CLASSES) + any(not c.isalnum() for c in value)
+
+
 def password(value: str) -> str | None:
-    """Keep values given to a password-named key or flag unless they are code, references or placeholders:
+    """Keep values given to a password-named key unless they are code, references or placeholders:
     passwords are short and low-entropy, so any value with two character classes counts."""
     if len(value) < 4 or _not_a_value(value):
         return None
-    if not any(c.isdigit() for c in value) and _CODE_LIKE.fullmatch(value):
+    if not any(c.isdigit() for c in value) and (_SINGLE_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value)):
         return None
-    classes = sum(any(test(c) for c in value) for test in _CLASSES) + any(not c.isalnum() for c in value)
-    return value if classes >= 2 else None
+    return value if _classes(value) >= 2 else None
+
+
+def flag_value(value: str) -> str | None:
+    """Values of password / token flags on command lines: anything but references, paths and placeholders."""
+    return None if len(value) < 4 or _not_a_value(value) or value.isalpha() else value
+
+
+def literal(value: str) -> str | None:
+    """Values assigned to secret-named variables: anything but references, masks and placeholders."""
+    return None if _not_a_value(value) and not value.isdigit() else value
+
+
+def key_lines(value: str) -> str | None:
+    """Blocks of key material without a BEGIN line; BEGIN..END blocks here are certificates or public keys,
+    and lines without upper case, lower case and digits are hex digests."""
+    if value.startswith("-----BEGIN"):
+        return None
+    body = "".join(_BASE64_BODY.findall(value))
+    return value if _classes(body) >= 3 else None
 
 
 def ipv6(value: str) -> str | None:
@@ -104,6 +136,9 @@ def home_user(value: str) -> str | None:
 RESOLVERS: dict[str, Callable[[str], str | None]] = {
     "high-entropy": high_entropy,
     "password": password,
+    "flag-value": flag_value,
+    "literal": literal,
+    "key-lines": key_lines,
     "ipv6": ipv6,
     "git-remote": git_remote,
     "home-user": home_user,
