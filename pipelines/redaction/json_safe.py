@@ -28,12 +28,10 @@ MACROS: dict[str, str] = {
     "{SL}": r"(?:\\*/){2}",
     # the prefix of a line of key material: any log / comment / string-literal prefix that ends in a
     # delimiter (`2026-11-02T10:14:43Z `, `[INFO] `, `#12 0.31 `, `// `, `+ "`), kept inside one line
-    "{LP}": r"""[ \t]*(?:[^\r\n"'\\<>`]*[ \t\]:>|#*+])?[ \t]*(?:\\*["'])?""",
-    # the end of such a line inside the match: a literal `\n`, a closing escaped quote
-    "{LS}": r"""(?:\\+n)?(?:\\+["'])?""",
-    # between lines of key material: newlines (raw or JSON-escaped), optionally after a closing quote and
-    # a concatenation `+` / `,` / line continuation `\`; or the spaces of a key written on one line
-    "{KS}": r"""(?:(?:(?:\\+["'][ \t]*[+,]?[ \t]*)?(?:\\+[nr]|\r?\n)|["'][ \t]*[+,\\]?[ \t]*\r?\n)+|[ \t]+)""",
+    "{LP}": r"""[ \t]*(?:[^\r\n"'\\<>`]*[ \t\]:>|])?[ \t]*(?:[#*+>|;/-]+[ \t]*)?(?:\\*["'])?""",
+    # between lines of key material: newlines (raw or JSON-escaped), optionally after a literal `\n`, a
+    # closing quote and a concatenation `+` / `,` / line continuation `\`; or the spaces of a one-line key
+    "{KS}": r"""(?:(?:(?:\\+[nr])*(?:\\+["'][ \t]*[+,]?[ \t]*)?(?:\\+[nr]|\r?\n)|["'][ \t]*[+,\\]?[ \t]*\r?\n)+|[ \t]+)""",
 }
 
 

@@ -55,7 +55,7 @@ def _not_a_value(value: str) -> bool:
     """References, paths, numbers, placeholders and dotted code paths: never a literal secret."""
     return (
         value.startswith(_REFERENCE_PREFIXES)
-        or _DOTTED.fullmatch(value) is not None
+        or (_DOTTED.fullmatch(value) is not None and not any(c.isdigit() for c in value))
         or _PATH_LIKE.fullmatch(value) is not None
         or _NUMERIC.fullmatch(value) is not None
         or _PLACEHOLDER_WORDS.fullmatch(value) is not None
