@@ -31,7 +31,10 @@ MACROS: dict[str, str] = {
     "{LP}": r"""[ \t]*(?:[^\r\n"'\\<>`]*[ \t\]:>|])?[ \t]*(?:[#*+>|;/-]+[ \t]*)?(?:\\*["'])?""",
     # between lines of key material: newlines (raw or JSON-escaped), optionally after a literal `\n`, a
     # closing quote and a concatenation `+` / `,` / line continuation `\`; or the spaces of a one-line key
-    "{KS}": r"""(?:(?:(?:\\+[nr])*(?:\\+["'][ \t]*[+,]?[ \t]*)?(?:\\+[nr]|\r?\n)|["'][ \t]*[+,\\]?[ \t]*\r?\n)+|[ \t]+)""",
+    "{KS}": (
+        r"""(?:(?:(?:\\+[nr])*(?:\\+["'][ \t]*[+,]?[ \t]*)?(?:\\+[nr]|\r?\n)"""
+        r"""|["'][ \t]*[+,\\]?[ \t]*\r?\n)+|[ \t]+)"""
+    ),
 }
 
 

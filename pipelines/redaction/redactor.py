@@ -169,20 +169,22 @@ class Redactor:
         resolve = RESOLVERS[rule.resolver or ""]
         mapping = {}
         for text, pre, secret, post in rule.parts(matches):
-            value = resolve(secret)
+            value = resolve(secret, pre)
             if value is not None:
-                mapping[text] = pre + (keyed(rule.tag, self.key, value) if rule.tag else redacted(rule.type)) + post
+                kept = secret[len(value) :] if secret.startswith(value) else ""
+                placeholder = keyed(rule.tag, self.key, value) if rule.tag else redacted(rule.type)
+                mapping[text] = pre + placeholder + kept + post
         return mapping
 
     def _found_values(self, rule: Rule, texts: pl.Series, rows: pl.Series) -> pl.DataFrame:
         """(row, value, type) of the secrets `rule` redacts in `texts` (rows that it changed)."""
         found = pl.DataFrame({"row": rows, "m": texts.str.extract_all(rule.pattern)}).explode("m").drop_nulls("m")
         resolve = RESOLVERS.get(rule.resolver or "")
-        values = {
-            text: secret
-            for text, _, secret, _ in rule.parts(found["m"])
-            if resolve is None or resolve(secret) is not None
-        }
+        values = {}
+        for text, pre, secret, _ in rule.parts(found["m"]):
+            value = secret if resolve is None else resolve(secret, pre)
+            if value is not None:
+                values[text] = value if secret.startswith(value) else secret
         return found.filter(pl.col("m").is_in(list(values))).select(
             pl.col("row").cast(pl.UInt32),
             pl.col("m").replace_strict(values, return_dtype=pl.String).alias("value"),
@@ -283,8 +285,8 @@ class Redactor:
         when no sessions are given): shell prompts `alice@laptop`, `ls -l` owners, `whoami` output."""
         found = pl.DataFrame({"row": rows, "m": original.str.extract_all(rule.pattern)}).explode("m")
         names = {}
-        for text, _, secret, _ in rule.parts(found["m"]):
-            name = RESOLVERS["home-user"](secret)
+        for text, pre, secret, _ in rule.parts(found["m"]):
+            name = RESOLVERS["home-user"](secret, pre)
             long_enough = len(name or "") >= _MIN_PROPAGATED_NAME - (not (name or "").isascii())
             if name and long_enough and name.lower() not in _COMMON_NAMES:
                 names[text] = name

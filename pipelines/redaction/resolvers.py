@@ -1,7 +1,8 @@
 """Python checks run once per *distinct* candidate match (never per row).
 
-A resolver takes the matched secret and returns the canonical value to redact (hashed for keyed
-rules), or None when the candidate is a look-alike that must stay.
+A resolver takes the matched secret and the context before it (`pre`) and returns the canonical value
+to redact (hashed for keyed rules), or None when the candidate is a look-alike that must stay. A value
+that is a prefix of the secret redacts only that prefix (an unquoted value ends at a delimiter).
 """
 
 import ipaddress
@@ -39,6 +40,13 @@ _TYPE_LIKE = re.compile(
 )
 _SINGLE_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _BASE64_BODY = re.compile(r"[A-Za-z0-9+/]")
+_UNQUOTED_END = re.compile(r"[,;(){}\[\]]")
+_PASSWORD_LABEL = re.compile(
+    r"pass|pwd|pw\b|psk|kennwort|masterauth|mot.de.passe|contrase|senha|wachtwoord|parola|has[lł]o|l[oö]senord|"
+    r"salasana|jelsz|heslo|[sş]ifre|пароль|パスワード|密码|密碼|비밀번호|암호|口令|clave|kh[aẩ]u|sandi|\\+u",
+    re.I,
+)
+_MIN_KEYED_VALUE = 8
 _CLASSES = (str.islower, str.isupper, str.isdigit)
 _HOME_EXEMPT = frozenset({"shared", "public", "default", "default user", "all users", "linuxbrew"})
 _SCP_REMOTE = re.compile(r"[^@]+@(?P<host>[^:]+):(?P<path>.+)")
@@ -64,7 +72,7 @@ def _not_a_value(value: str) -> bool:
     )
 
 
-def high_entropy(value: str) -> str | None:
+def high_entropy(value: str, pre: str = "") -> str | None:
     """Keep values that look random: mixed character classes, high entropy for their length, not code."""
     if _not_a_value(value):
         return None
@@ -80,7 +88,7 @@ def _classes(value: str) -> int:
     return sum(any(test(c) for c in value) for test in _CLASSES) + any(not c.isalnum() for c in value)
 
 
-def password(value: str) -> str | None:
+def password(value: str, pre: str = "") -> str | None:
     """Keep values given to a password-named key unless they are code, references or placeholders:
     passwords are short and low-entropy, so any value with two character classes counts."""
     if len(value) < 4 or _not_a_value(value):
@@ -90,17 +98,17 @@ def password(value: str) -> str | None:
     return value if _classes(value) >= 2 else None
 
 
-def flag_value(value: str) -> str | None:
+def flag_value(value: str, pre: str = "") -> str | None:
     """Values of password / token flags on command lines: anything but references, paths and placeholders."""
     return None if len(value) < 4 or _not_a_value(value) or value.isalpha() else value
 
 
-def literal(value: str) -> str | None:
+def literal(value: str, pre: str = "") -> str | None:
     """Values assigned to secret-named variables: anything but references, masks and placeholders."""
     return None if _not_a_value(value) and not value.isdigit() else value
 
 
-def key_lines(value: str) -> str | None:
+def key_lines(value: str, pre: str = "") -> str | None:
     """Blocks of key material without a BEGIN line; BEGIN..END blocks here are certificates or public keys,
     and lines without upper case, lower case and digits are hex digests."""
     if value.startswith("-----BEGIN"):
@@ -109,7 +117,7 @@ def key_lines(value: str) -> str | None:
     return value if _classes(body) >= 3 else None
 
 
-def ipv6(value: str) -> str | None:
+def ipv6(value: str, pre: str = "") -> str | None:
     """Real, non-loopback IPv6 addresses with some digits (not `a::b` scope operators)."""
     try:
         address = ipaddress.IPv6Address(value)
@@ -120,7 +128,7 @@ def ipv6(value: str) -> str | None:
     return value
 
 
-def git_remote(value: str) -> str:
+def git_remote(value: str, pre: str = "") -> str:
     """Canonical `host/owner/repo` so the scp, ssh and https spellings of one remote hash alike."""
     match = _SCP_REMOTE.fullmatch(value) or _URL_REMOTE.fullmatch(value)
     host, path = (match["host"], match["path"]) if match else ("", value)
@@ -128,14 +136,28 @@ def git_remote(value: str) -> str:
     return f"{host.lower()}/{path}"
 
 
-def home_user(value: str) -> str | None:
+def home_user(value: str, pre: str = "") -> str | None:
     """User names, except shared system folders (`/Users/Shared`, `C:\\Users\\Public`...)."""
     return None if value.lower() in _HOME_EXEMPT else value
 
 
-RESOLVERS: dict[str, Callable[[str], str | None]] = {
+def assigned_secret(value: str, pre: str) -> str | None:
+    """Values of secret-named keys: up to a delimiter unless quoted; a password-named key takes any value
+    that is not code or a placeholder, other names (and values after a bare space) must look random."""
+    quoted = pre.rstrip().endswith(("'", '"', "`"))
+    if not quoted:
+        value = _UNQUOTED_END.split(value, maxsplit=1)[0]
+    label_is_password = _PASSWORD_LABEL.search(pre) is not None
+    bare_space = not quoted and (pre.rstrip()[-1:].isalnum() or pre.rstrip().endswith("_"))
+    if label_is_password and not bare_space:
+        return password(value)
+    return high_entropy(value) if len(value) >= _MIN_KEYED_VALUE else None
+
+
+RESOLVERS: dict[str, Callable[[str, str], str | None]] = {
     "high-entropy": high_entropy,
     "password": password,
+    "assigned-secret": assigned_secret,
     "flag-value": flag_value,
     "literal": literal,
     "key-lines": key_lines,

@@ -19,7 +19,7 @@ def _snippets(rule: Rule, matches: pl.Series) -> dict[str, str]:
     resolve = RESOLVERS.get(rule.resolver or "")
     snippets = {}
     for text, pre, secret, post in rule.parts(matches):
-        if resolve is None or resolve(secret) is not None:
+        if resolve is None or resolve(secret, pre) is not None:
             snippets[text] = f"{pre.lstrip(SENTINEL)[-_CONTEXT:]}<{rule.id}>{post}"
     return snippets
 
