@@ -15,10 +15,11 @@ from urllib.parse import quote, quote_plus
 ENCODED_TYPE = "encoded-secret"
 # rows worth a decoded view: a percent-escape or a \\u escape of a printable ASCII character
 VIEW_PREFILTER = r"%[2-7][0-9A-Fa-f]|%0[9AaDd]|\\u00[2-7][0-9A-Fa-f]"
-# base64 / base64url runs long enough to hold `KEY=value`, at an escape-safe boundary
+# base64 / base64url runs of text (each 4-character group starts like an ASCII byte: A-Z a-f) long enough
+# to hold `KEY=value`, at an escape-safe boundary; binary data (images, digests, ids) rarely qualifies
 BASE64_RUN = (
     r'(?:[^A-Za-z0-9_\\+/-]|\\[nrtbf"/]|\\u[0-9A-Fa-f]{4})'
-    r"(?P<run>[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_-]{20,}={0,2})"
+    r"(?P<run>(?:[A-Za-f][A-Za-z0-9+/]{3}){5,}[A-Za-z0-9+/]{0,3}={0,2}|(?:[A-Za-f][A-Za-z0-9_-]{3}){5,}[A-Za-z0-9_-]{0,3})"
 )
 _PRINTABLE = frozenset(string.printable)
 _MIN_PRINTABLE = 0.97

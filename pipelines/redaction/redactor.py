@@ -52,7 +52,7 @@ _COMMON_NAMES = frozenset(
 _TOUCHING = (
     r"<REDACTED:[a-z0-9-]+>(?:[A-Za-z0-9_/-]|\\/)"  # a typed placeholder followed by a word or a path
     r"|<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>[A-Za-z0-9_]"  # any placeholder glued to a word
-    r"|[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it
+    r"|(?:^|[^\\])[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it (not an escape like \n)
 )
 _MAX_ROUNDS = 4
 # Values found by a rule are redacted wherever else they occur (same text, or same session) when they

@@ -37,6 +37,8 @@ class Rule:
     regex: re.Pattern[str]  # the pattern compiled by Python (validation, benchmarks' plain-`re` baselines)
     group: str | None = None
     propagate: bool = True
+    row_filter: str | None = None  # a cheap regex selecting candidate rows, for rules without keywords
+    token_filter: str | None = None  # a fast regex further narrowing the rows a grouped rule runs on
 
     @property
     def groups(self) -> frozenset[str]:
@@ -67,7 +69,7 @@ class Rule:
     def prefilter(self) -> str | None:
         """The keywords as one regex alternation (Rust's SIMD literal search beats Aho-Corasick here),
         case-insensitive when the pattern is, so the prefilter never drops a row the pattern matches."""
-        return keyword_pattern(self.keywords, case_insensitive=self.case_insensitive)
+        return self.row_filter or keyword_pattern(self.keywords, case_insensitive=self.case_insensitive)
 
 
 def keyword_pattern(keywords: tuple[str, ...], *, case_insensitive: bool) -> str | None:
@@ -111,9 +113,20 @@ class RuleSet:
         }
 
 
+_BOUNDARY_PRE = "(?P<pre>" + expand("{B}") + ")"
+
+
+def _secret_filter(pattern: str) -> str | None:
+    """For a `{B}`-led pattern, the rest of it without group names: a literal-led regex the engine searches
+    fast, so a vendor rule only runs on rows holding one of its tokens."""
+    if not pattern.startswith(_BOUNDARY_PRE):
+        return None
+    return re.sub(r"[(][?]P<[a-z_]+>", "(?:", pattern.removeprefix(_BOUNDARY_PRE))
+
+
 def _rule(raw: dict, where: str) -> Rule:
     unknown = set(raw) - {"id", "type", "description", "keywords", "pattern", "resolver", "tag", "passes", "group"}
-    unknown -= {"propagate"}
+    unknown -= {"propagate", "prefilter"}
     if unknown:
         raise RuleSetError(f"{where}: unknown fields {sorted(unknown)}")
     rule_id = raw.get("id", "")
@@ -121,7 +134,7 @@ def _rule(raw: dict, where: str) -> Rule:
         raise RuleSetError(f"{where}: id must be kebab-case, got {rule_id!r}")
     pattern = expand(str(raw.get("pattern", "")))
     try:
-        regex = re.compile(pattern)
+        regex = re.compile(pattern.replace("(?-u:\\b)", "\\b"))  # Python has no `(?-u:...)`
         pl.Series([""]).str.contains(pattern)
     except (re.error, pl.exceptions.PolarsError) as exc:
         raise RuleSetError(f"{where} ({rule_id}): pattern does not compile: {exc}") from exc
@@ -132,6 +145,8 @@ def _rule(raw: dict, where: str) -> Rule:
         raise RuleSetError(f"{where} ({rule_id}): unknown resolver {resolver!r}")
     if tag is not None and (tag not in HASH_HEX or resolver is None):
         raise RuleSetError(f"{where} ({rule_id}): tag must be one of {sorted(HASH_HEX)} with a resolver")
+    if raw.get("keywords") and raw.get("prefilter"):
+        raise RuleSetError(f"{where} ({rule_id}): give keywords or a prefilter, not both")
     if raw.get("group") is not None and not raw.get("keywords"):
         raise RuleSetError(f"{where} ({rule_id}): a rule in a group needs keywords")
     return Rule(
@@ -146,6 +161,8 @@ def _rule(raw: dict, where: str) -> Rule:
         regex=regex,
         group=raw.get("group"),
         propagate=bool(raw.get("propagate", True)),
+        row_filter=expand(str(raw["prefilter"])) if raw.get("prefilter") else None,
+        token_filter=_secret_filter(pattern) if raw.get("group") else None,
     )
 
 
