@@ -131,14 +131,15 @@ class Redactor:
         redacted by propagating rules (by every rule with `collect_all`) as DataFrame(row, value, type,
         session_wide)."""
         # Replacements only remove text, so rows found once stay a superset of the candidates later on.
-        candidates: dict[tuple[str, ...], pl.Series] = {}
+        candidates: dict[tuple[str | None, str], pl.Series] = {}
         groups = {group: matching_rows(out, pattern) for group, pattern in self.rules.group_prefilters.items()}
         found = [pl.DataFrame(schema=_FOUND_SCHEMA)]
         for rule in self.rules.rules:
-            if rule.keywords not in candidates:
+            selection = (rule.group, rule.token_filter or rule.prefilter or rule.pattern)
+            if selection not in candidates:
                 within = groups[rule.group] if rule.group else None
-                candidates[rule.keywords] = candidate_rows(out, rule, prefilter=True, within=within)
-            rows = candidates[rule.keywords]
+                candidates[selection] = candidate_rows(out, rule, prefilter=True, within=within)
+            rows = candidates[selection]
             if rows.len() == 0:
                 continue
             original = out.gather(rows)

@@ -141,6 +141,14 @@ def home_user(value: str, pre: str = "") -> str | None:
     return None if value.lower() in _HOME_EXEMPT else value
 
 
+def auth_value(value: str, pre: str) -> str | None:
+    """Credentials after an Authorization scheme (NTLM and Basic blobs are often low-entropy), bare Bearer
+    values when they look random."""
+    if "uthorization" in pre or "UTHORIZATION" in pre:
+        return None if _not_a_value(value) else value
+    return high_entropy(value)
+
+
 def assigned_secret(value: str, pre: str) -> str | None:
     """Values of secret-named keys: up to a delimiter unless quoted; a password-named key takes any value
     that is not code or a placeholder, other names (and values after a bare space) must look random."""
@@ -158,6 +166,7 @@ RESOLVERS: dict[str, Callable[[str, str], str | None]] = {
     "high-entropy": high_entropy,
     "password": password,
     "assigned-secret": assigned_secret,
+    "auth-value": auth_value,
     "flag-value": flag_value,
     "literal": literal,
     "key-lines": key_lines,
