@@ -56,7 +56,8 @@ _TOUCHING = (
 )
 _MAX_ROUNDS = 4
 # Values found by a rule are redacted wherever else they occur (same text, or same session) when they
-# are at least this long, start at an escape-safe boundary (or after a %XX escape) and end at one.
+# are at least this long (3 for values only repeated within their row, like names found in views),
+# start at an escape-safe boundary (or after a %XX escape) and end at one.
 _MIN_PROPAGATED_VALUE = 6
 _OCCURRENCE_PRE = "(?P<pre>" + MACROS["{B}"] + "|%[0-9A-Fa-f]{2})"
 _OCCURRENCE_POST = "(?P<post>[^A-Za-z0-9_]|$)"
@@ -219,9 +220,10 @@ class Redactor:
         rows = matching_rows(out, VIEW_PREFILTER)
         if rows.len() == 0:
             return pl.DataFrame(schema=_FOUND_SCHEMA)
-        view = out.gather(rows).str.replace_many(VIEW_MAP, leftmost=True)
+        escaped = out.gather(rows)
         found = []
-        for text in (view, view.str.replace_all("+", " ", literal=True)):
+        for text in (escaped, escaped.str.replace_all("+", " ", literal=True)):
+            text = text.str.replace_many(VIEW_MAP, leftmost=True)
             _, in_view = self._apply_rules(text, None, collect_all=True)
             found.append(in_view.with_columns(rows.gather(in_view["row"]).cast(pl.UInt32).alias("row")))
         return pl.concat(found)
@@ -231,7 +233,7 @@ class Redactor:
         its session when `sessions` is given."""
         inside_placeholders = " ".join(redacted(rule_type) for rule_type in self._types)
         found = found.filter(
-            (pl.col("value").str.len_chars() >= _MIN_PROPAGATED_VALUE)
+            (pl.col("value").str.len_chars() >= pl.when("session_wide").then(_MIN_PROPAGATED_VALUE).otherwise(3))
             & ~pl.lit(inside_placeholders).str.contains(pl.col("value"), literal=True)
         )
         if found.is_empty():

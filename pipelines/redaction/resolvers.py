@@ -6,6 +6,7 @@ that is a prefix of the secret redacts only that prefix (an unquoted value ends 
 """
 
 import ipaddress
+import itertools
 import math
 import re
 from collections import Counter
@@ -76,12 +77,20 @@ def high_entropy(value: str, pre: str = "") -> str | None:
     """Keep values that look random: mixed character classes, high entropy for their length, not code."""
     if _not_a_value(value):
         return None
+    if value.isalpha() and _random_case(value):
+        return value
     if not any(c.isdigit() for c in value) and _CODE_LIKE.fullmatch(value):
         return None
     classes = sum(any(test(c) for c in value) for test in _CLASSES) + any(not c.isalnum() for c in value)
     if classes < 2 or value.isdigit():
         return None
     return value if shannon_entropy(value) >= min(3.0, 0.8 * math.log2(len(value))) else None
+
+
+def _random_case(value: str) -> bool:
+    """Letters whose case flips often (`kKybDNAoVlnX`), unlike camelCase or snake_case identifiers."""
+    flips = sum(a.isupper() != b.isupper() for a, b in itertools.pairwise(value) if a.isalpha() and b.isalpha())
+    return len(value) >= 10 and flips * 3 >= len(value)
 
 
 def _classes(value: str) -> int:
@@ -93,14 +102,17 @@ def password(value: str, pre: str = "") -> str | None:
     passwords are short and low-entropy, so any value with two character classes counts."""
     if len(value) < 4 or _not_a_value(value):
         return None
-    if not any(c.isdigit() for c in value) and (_SINGLE_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value)):
+    identifier = _SINGLE_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value)
+    if not any(c.isdigit() for c in value) and identifier and not _random_case(value):
         return None
     return value if _classes(value) >= 2 else None
 
 
 def flag_value(value: str, pre: str = "") -> str | None:
     """Values of password / token flags on command lines: anything but references, paths and placeholders."""
-    return None if len(value) < 4 or _not_a_value(value) or value.isalpha() else value
+    if len(value) < 4 or _not_a_value(value) or (value.isalpha() and not _random_case(value)):
+        return None
+    return value
 
 
 def literal(value: str, pre: str = "") -> str | None:
