@@ -64,7 +64,7 @@ def _not_a_value(value: str) -> bool:
     """References, paths, numbers, placeholders and dotted code paths: never a literal secret."""
     return (
         value.startswith(_REFERENCE_PREFIXES)
-        or (_DOTTED.fullmatch(value) is not None and not any(c.isdigit() for c in value))
+        or (_DOTTED.fullmatch(value) is not None and not _random_case(value))
         or _PATH_LIKE.fullmatch(value) is not None
         or _NUMERIC.fullmatch(value) is not None
         or _PLACEHOLDER_WORDS.fullmatch(value) is not None
@@ -166,7 +166,7 @@ def assigned_secret(value: str, pre: str) -> str | None:
     that is not code or a placeholder, other names (and values after a bare space) must look random."""
     quoted = pre.rstrip().endswith(("'", '"', "`"))
     if not quoted:
-        value = _UNQUOTED_END.split(value, maxsplit=1)[0]
+        value = _UNQUOTED_END.split(value, maxsplit=1)[0].rstrip(".:!?")
     label_is_password = _PASSWORD_LABEL.search(pre) is not None
     bare_space = not quoted and (pre.rstrip()[-1:].isalnum() or pre.rstrip().endswith("_"))
     if label_is_password and not bare_space:
