@@ -143,16 +143,19 @@ class Redactor:
             rows = candidates[selection]
             if rows.len() == 0:
                 continue
-            original = out.gather(rows)
+            original = out if rows.len() == out.len() else out.gather(rows)  # a gather copies the strings
             replaced = original
             for _ in range(rule.passes):
                 replaced = self._apply(rule, replaced)
-            out = out.scatter(rows, replaced)
+            changed = replaced.ne_missing(original)
+            if not changed.any():
+                continue
+            rows, original, replaced = rows.filter(changed), original.filter(changed), replaced.filter(changed)
+            out = out.scatter(rows, replaced)  # only the rows that changed: scattering copies the column
             if rule.tag == "USER":
                 out = self._propagate_names(rule, out, original, rows, sessions)
             if rule.propagate or collect_all:
-                changed = replaced.ne_missing(original)
-                found.append(self._found_values(rule, original.filter(changed), rows.filter(changed)))
+                found.append(self._found_values(rule, original, rows))
         return out, pl.concat(found)
 
     def _apply(self, rule: Rule, texts: pl.Series) -> pl.Series:

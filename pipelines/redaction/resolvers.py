@@ -6,7 +6,6 @@ that is a prefix of the secret redacts only that prefix (an unquoted value ends 
 """
 
 import ipaddress
-import itertools
 import math
 import re
 from collections import Counter
@@ -48,6 +47,8 @@ _PASSWORD_LABEL = re.compile(
     re.I,
 )
 _MIN_KEYED_VALUE = 8
+_UPPER_PAIR = re.compile(r"(?=[A-Z]{2})")
+_LONE_LOWER = re.compile(r"(?=[A-Z][a-z][A-Z])")
 _CLASSES = (str.islower, str.isupper, str.isdigit)
 _HOME_EXEMPT = frozenset({"shared", "public", "default", "default user", "all users", "linuxbrew"})
 _SCP_REMOTE = re.compile(r"[^@]+@(?P<host>[^:]+):(?P<path>.+)")
@@ -88,9 +89,9 @@ def high_entropy(value: str, pre: str = "") -> str | None:
 
 
 def _random_case(value: str) -> bool:
-    """Letters whose case flips often (`kKybDNAoVlnX`), unlike camelCase or snake_case identifiers."""
-    flips = sum(a.isupper() != b.isupper() for a, b in itertools.pairwise(value) if a.isalpha() and b.isalpha())
-    return len(value) >= 10 and flips * 3 >= len(value)
+    """Letters in random case (`kKybDNAoVlnX`): several upper-case pairs and lone lower-case letters between
+    capitals, which camelCase, PascalCase and acronyms (`XMLHttpRequest`, `GetSecretValue`) lack."""
+    return len(value) >= 10 and len(_UPPER_PAIR.findall(value)) >= 2 and len(_LONE_LOWER.findall(value)) >= 1
 
 
 def _classes(value: str) -> int:
@@ -110,7 +111,8 @@ def password(value: str, pre: str = "") -> str | None:
 
 def flag_value(value: str, pre: str = "") -> str | None:
     """Values of password / token flags on command lines: anything but references, paths and placeholders."""
-    if len(value) < 4 or _not_a_value(value) or (value.isalpha() and not _random_case(value)):
+    word = value.rstrip(".:,;!?")
+    if len(value) < 4 or _not_a_value(value) or (word.isalpha() and not _random_case(word)):
         return None
     return value
 
