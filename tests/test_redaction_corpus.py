@@ -4,6 +4,7 @@ floor the current engine holds (bench/redaction_quality.py prints the full figur
 import base64
 import json
 from collections import Counter
+from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 import polars as pl
@@ -12,13 +13,14 @@ import pytest
 from pipelines.redaction import Redactor
 from tests.redaction_corpus.generate import build
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load
+from tests.redaction_corpus.shapes import JSON_SHAPES, SHAPES
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)
-# What the engine on `main` achieves today (48.7% recall, 22/524 = 4.2% of hard negatives altered),
-# rounded to leave no slack for regressions; tighten these as the engine improves.
+# What the engine on `main` achieves today (868/1768 = 49.1% recall, 15/599 = 2.5% of hard negatives
+# altered), rounded to leave no slack for regressions; tighten these as the engine improves.
 RECALL_FLOOR = 0.48
-NEGATIVES_ALTERED_CEILING = 0.045
+NEGATIVES_ALTERED_CEILING = 0.03
 
 
 def test_the_committed_corpus_is_what_the_seeded_generator_writes() -> None:
@@ -35,20 +37,7 @@ def test_corpus_is_big_and_varied_enough() -> None:
     assert min(kinds.values()) >= 10
     assert len(NEGATIVES) >= 500
     assert len({n["kind"] for n in NEGATIVES}) >= 20
-    assert {p["shape"] for p in POSITIVES} >= {
-        "raw",
-        "log",
-        "json-body",
-        "tool-call",
-        "url-encoded",
-        "base64-file",
-        "data-uri",
-        "repeated",
-        "cut-at-end",
-        "diff",
-        "stacktrace",
-        "doc",
-    }
+    assert {p["shape"] for p in POSITIVES} == set(SHAPES)
     total_bytes = AGENT_POSITIVES.stat().st_size + AGENT_NEGATIVES.stat().st_size
     assert total_bytes < 5 * 2**20
 
@@ -65,6 +54,12 @@ def test_rows_are_labelled_and_unique() -> None:
     assert len(set(texts)) == len(texts)
 
 
+def test_samples_in_json_shapes_are_valid_json() -> None:
+    for row in POSITIVES + NEGATIVES:
+        if row["shape"] in JSON_SHAPES:
+            json.loads(row["text"])
+
+
 def test_every_labelled_secret_is_readable_in_its_sample() -> None:
     unreadable = [(row["id"], s) for row in POSITIVES for s in row["secrets"] if not leaked([s], row["text"])]
     assert unreadable == []
@@ -75,22 +70,25 @@ def test_no_hard_negative_holds_a_labelled_secret() -> None:
     assert [n["id"] for n in NEGATIVES if any(s in n["text"] for s in secrets)] == []
 
 
-@pytest.mark.parametrize(
-    "encode",
-    [
-        lambda s: s,
-        lambda s: json.dumps({"content": f"pw {s}"}),
-        lambda s: json.dumps({"arguments": json.dumps({"command": f"x {s}"})}),
-        lambda s: "q=" + quote_plus(f"a {s} b"),
-        lambda s: "q=" + quote(f"a {s} b", safe=""),
-        lambda s: base64.b64encode(f"K={s}\n".encode()).decode(),
-        lambda s: "data:text/plain;base64," + base64.urlsafe_b64encode(f"..{s}".encode()).decode().rstrip("="),
-        lambda s: "k: " + base64.b64encode(base64.b64encode(s.encode())).decode(),
-    ],
-    ids=["raw", "json", "double-json", "url-plus", "url-percent", "base64", "base64url-unpadded", "double-base64"],
-)
-def test_a_secret_leaks_in_any_encoding_and_not_once_replaced(encode) -> None:
-    secret = 'Tr0ub4dor&3+x/"é'
+# How a secret reaches a trace, each a form the leak check must still read.
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "raw": lambda s: s,
+    "json": lambda s: json.dumps({"content": f"pw {s}"}),
+    "double-json": lambda s: json.dumps({"arguments": json.dumps({"command": f"x {s}"})}),
+    "url-plus": lambda s: "q=" + quote_plus(f"a {s} b"),
+    "url-percent": lambda s: "q=" + quote(f"a {s} b", safe=""),
+    "base64": lambda s: base64.b64encode(f"K={s}\n".encode()).decode(),
+    "base64url-unpadded": lambda s: (
+        "data:text/plain;base64," + base64.urlsafe_b64encode(f"..{s}".encode()).decode().rstrip("=")
+    ),
+    "double-base64": lambda s: "k: " + base64.b64encode(base64.b64encode(s.encode())).decode(),
+    "base64-percent-encoded": lambda s: "q=" + quote(base64.b64encode(f"K={s}".encode()).decode(), safe=""),
+}
+
+
+@pytest.mark.parametrize("encode", ENCODINGS.values(), ids=ENCODINGS.keys())
+def test_a_secret_leaks_in_any_encoding_and_not_once_replaced(encode: Callable[[str], str]) -> None:
+    secret = 'Tr0ub4dor&3+x/"é?>>?~'  # its base64 holds + and /, so percent-encoding splits it
     assert leaked([secret], encode(secret)) == [secret]
     assert leaked([secret], encode("<REDACTED:password>")) == []
 

@@ -3,8 +3,10 @@
     .venv/bin/python -m tests.redaction_corpus.generate
 
 Every kind is drawn in a rotation of context shapes (raw, log lines, stack traces, diffs, tickets, JSON
-bodies, tool-call arguments, URL-encoded, base64 files and data URIs, repeated, cut at the end), so
-each kind meets most shapes. The output is byte-for-byte reproducible; the corpus test checks that.
+bodies, long agent turns, tool-call arguments, URL-encoded, base64 files and data URIs, repeated, cut
+at the end), so each kind meets most shapes. Each kind draws from its own seed, so adding or changing a kind leaves
+the other kinds' samples as they were. The output is byte-for-byte reproducible; the corpus test
+checks that.
 """
 
 import json
@@ -21,6 +23,7 @@ SEED = 20261203
 # The rotation positives walk through; plain shapes appear more often, as they do in traces.
 ROTATION = (
     "raw",
+    "long-body",
     "log",
     "json-body",
     "tool-call",
@@ -42,14 +45,16 @@ ROTATION = (
 _MAX_DRAWS = 50
 
 
-def positives(v: Values) -> list[dict]:
+def positives() -> list[dict]:
     rows: list[dict] = []
     seen: set[str] = set()
-    for k, (kind, (make, count)) in enumerate(KINDS.items()):
+    for kind, (make, count) in KINDS.items():
+        v = Values(f"{SEED}:{kind}")
+        offset = v.rng.randrange(len(ROTATION))
         for i in range(count):
             for draw in range(_MAX_DRAWS):
                 statement, secrets, syntax = make(v)
-                shape = ROTATION[(i + 5 * k + draw) % len(ROTATION)]
+                shape = ROTATION[(i + offset + draw) % len(ROTATION)]
                 shaped = SHAPES[shape](v, statement, secrets)
                 if shaped is not None and shaped[0] not in seen:
                     break
@@ -70,13 +75,15 @@ def positives(v: Values) -> list[dict]:
     return rows
 
 
-def negatives(v: Values) -> list[dict]:
+def negatives() -> list[dict]:
     rows: list[dict] = []
     seen: set[str] = set()
-    for k, (kind, (make, count)) in enumerate(NEGATIVES.items()):
+    for kind, (make, count) in NEGATIVES.items():
+        v = Values(f"{SEED}:negative:{kind}")
+        offset = v.rng.randrange(len(NEGATIVE_SHAPES))
         for i in range(count):
             for draw in range(_MAX_DRAWS):
-                shape = NEGATIVE_SHAPES[(i + k + draw) % len(NEGATIVE_SHAPES)]
+                shape = NEGATIVE_SHAPES[(i + offset + draw) % len(NEGATIVE_SHAPES)]
                 shaped = SHAPES[shape](v, make(v), [""])
                 if shaped is not None and shaped[0] not in seen:
                     break
@@ -92,9 +99,8 @@ def render(rows: list[dict]) -> str:
 
 
 def build() -> dict[Path, str]:
-    """File contents by path; one generator for both files, positives first."""
-    v = Values(SEED)
-    return {AGENT_POSITIVES: render(positives(v)), AGENT_NEGATIVES: render(negatives(v))}
+    """File contents by path."""
+    return {AGENT_POSITIVES: render(positives()), AGENT_NEGATIVES: render(negatives())}
 
 
 def main() -> int:

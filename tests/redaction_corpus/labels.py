@@ -2,17 +2,18 @@
 
 positives.jsonl rows: {id, kind, shape, syntax, secrets, text}; `secrets` are the exact substrings
 that must disappear. negatives.jsonl rows: {id, kind, shape, text}; the text must come out unchanged.
-A secret leaks when it is still found in any decoded view of the text: as is, with one or two levels
-of JSON string escaping undone, percent-decoded, or inside a base64 / base64url run (two deep: a
-Kubernetes Secret's values inside a base64 file).
+A secret leaks when it is still found in any decoded view of the text: the text as is or after up to
+four decoding steps, each undoing one level of JSON string escaping, percent-encoding, or base64 /
+base64url (so a Kubernetes Secret value in a base64 file in a tool call is still read).
 """
 
 import base64
 import binascii
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 HERE = Path(__file__).resolve().parent
 AGENT_POSITIVES = HERE / "agent_positives.jsonl"
@@ -21,6 +22,9 @@ AGENT_NEGATIVES = HERE / "agent_negatives.jsonl"
 _JSON_ESCAPE = re.compile(r'\\(["\\/bfnrt]|u[0-9a-fA-F]{4})')
 _SIMPLE = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{12,}={0,2}")
+# Decoding steps a view may take: a JSON statement in tool-call arguments is escaped three times, a
+# Kubernetes Secret value in a base64 file sent percent-encoded needs three steps too.
+_DEPTH = 4
 
 
 def load(path: Path) -> list[dict]:
@@ -41,7 +45,8 @@ def json_unescape(text: str) -> str:
 
 
 def _base64_decodings(text: str) -> list[str]:
-    """Every base64 / base64url run decoded at each of the 4 alignments, a partial last group included."""
+    """Every base64 / base64url run decoded at each of the 4 alignments, a partial last group included;
+    only decodings that read as text are kept (a misaligned one is noise)."""
     out = []
     for run in _BASE64_RUN.findall(text):
         body = run.rstrip("=")
@@ -55,21 +60,37 @@ def _base64_decodings(text: str) -> list[str]:
                 raw = base64.b64decode(chunk.replace("-", "+").replace("_", "/"), validate=True)
             except (binascii.Error, ValueError):
                 continue
-            out.append(raw.decode("utf-8", errors="replace"))
+            decoded = raw.decode("utf-8", errors="replace")
+            if sum(c.isprintable() or c.isspace() for c in decoded) >= 0.75 * len(decoded):
+                out.append(decoded)
     return out
 
 
-def views(text: str) -> list[str]:
-    """The text and its decoded forms, where a labelled secret may still be readable."""
-    once = json_unescape(text)
-    twice = json_unescape(once)
-    plain = [text, once, twice]
-    decoded = [unquote_plus(view) for view in plain]
-    inner = [d for view in plain for d in _base64_decodings(view)]
-    return plain + decoded + inner + [d for view in inner for d in _base64_decodings(view)]
+def _decodings(text: str) -> list[str]:
+    """One decoding step: JSON unescaping, percent-decoding (with and without `+` as space), base64."""
+    steps = [json_unescape(text)]
+    if "%" in text or "+" in text:
+        steps += [unquote_plus(text), unquote(text)]
+    return steps + _base64_decodings(text)
+
+
+def views(text: str, depth: int = _DEPTH) -> Iterator[str]:
+    """The text and every form reached by up to `depth` decoding steps, breadth first (cheapest first)."""
+    seen: set[str] = set()
+    frontier = [text]
+    for _ in range(depth + 1):
+        fresh = [view for view in dict.fromkeys(frontier) if view not in seen]
+        seen.update(fresh)
+        yield from fresh
+        frontier = [decoded for view in fresh for decoded in _decodings(view)]
 
 
 def leaked(secrets: list[str], text: str) -> list[str]:
-    """The labelled secrets still readable in `text` (in any view)."""
-    all_views = views(text)
-    return [secret for secret in secrets if any(secret in view for view in all_views)]
+    """The labelled secrets still readable in `text` (in any view), in label order."""
+    missing, found = set(secrets), set()
+    for view in views(text):
+        found |= {secret for secret in missing if secret in view}
+        missing -= found
+        if not missing:
+            break
+    return [secret for secret in secrets if secret in found]

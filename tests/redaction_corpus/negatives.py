@@ -8,12 +8,6 @@ from tests.redaction_corpus.values import ALNUM, B64, B64URL, HEX, LOWER_ALNUM, 
 Negative = Callable[[Values], str]
 
 
-def _uuid(v: Values) -> str:
-    return (
-        f"{v.chars(HEX, 8)}-{v.chars(HEX, 4)}-4{v.chars(HEX, 3)}-{v.pick('89ab')}{v.chars(HEX, 3)}-{v.chars(HEX, 12)}"
-    )
-
-
 def git_sha(v: Values) -> str:
     sha = v.chars(HEX, 40)
     return v.pick(
@@ -45,10 +39,10 @@ def digest(v: Values) -> str:
 def uuid(v: Values) -> str:
     return v.pick(
         (
-            f"request_id={_uuid(v)} status=200 duration_ms={v.rng.randint(3, 900)}",
-            f'  uid: {_uuid(v)}\n  resourceVersion: "{v.digits(8)}"',
-            json.dumps({"trace_id": _uuid(v), "session_id": _uuid(v)}),
-            f"Created job {_uuid(v)}",
+            f"request_id={v.uuid4()} status=200 duration_ms={v.rng.randint(3, 900)}",
+            f'  uid: {v.uuid4()}\n  resourceVersion: "{v.digits(8)}"',
+            json.dumps({"trace_id": v.uuid4(), "session_id": v.uuid4()}),
+            f"Created job {v.uuid4()}",
         )
     )
 
@@ -371,6 +365,74 @@ def prose_about_secrets(v: Values) -> str:
     ) + v.pick(("", "\n", " See the security guide."))
 
 
+def benign_config(v: Values) -> str:
+    """Settings whose names mention passwords, tokens or keys but whose values are not secrets."""
+    return v.pick(
+        (
+            f"password_min_length: {v.rng.randint(8, 16)}",
+            f"token_ttl_seconds: {v.pick((900, 3600, 86400))}",
+            "secret_name: app-db-credentials",
+            "api_key_header: X-API-Key",
+            "auth_method: oauth2",
+            "key_file: /etc/ssl/private/server.key",
+            "password_file: /run/secrets/db_password",
+            "tokenizer: cl100k_base",
+            f"max_tokens = {v.pick((1024, 4096, 8192))}",
+            'primary_key = "id"',
+            'PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]',
+            "keyring_backend: secretservice",
+            "SECRET_KEY_FALLBACKS = []",
+        )
+    ) + v.pick(("", "\n", "\nlog_level: info"))
+
+
+def benign_base64(v: Values) -> str:
+    """Base64 of harmless files, as agents move files around: a decoding redactor must leave them."""
+    content = v.pick(
+        (
+            f"APP_ENV=production\nLOG_LEVEL=info\nPORT={v.rng.randint(3000, 9000)}\n",
+            f"# Notes\n\nRelease {v.rng.randint(1, 9)}.{v.rng.randint(0, 20)} ships the new exporter.\n",
+            f'[tool.pytest.ini_options]\ntestpaths = ["tests"]\ntimeout = {v.rng.randint(60, 900)}\n',
+            f"name,count\nalpha,{v.rng.randint(1, 999)}\nbeta,{v.rng.randint(1, 999)}\n",
+        )
+    )
+    encoded = v.b64(content.encode())
+    gzipped = "H4sIAAAAAAAAA" + v.random_b64(v.rng.randint(60, 240))  # a gzip stream: binary once decoded
+    return v.pick(
+        (
+            f"echo '{encoded}' | base64 -d > notes.txt",
+            f"echo '{gzipped}' | base64 -d | gunzip > report.csv",
+            json.dumps({"type": "image_url", "image_url": {"url": f"data:text/plain;base64,{encoded}"}}),
+            f"data:\n  config: {encoded}",
+        )
+    )
+
+
+def benign_query(v: Values) -> str:
+    return v.pick(
+        (
+            f"GET /api/v2/search?q=password+reset+flow&page={v.rng.randint(1, 9)}&sort=desc HTTP/1.1",
+            f"https://docs.example.com/search?query=rotate%20api%20key&lang=en&v={v.rng.randint(1, 99)}",
+            f"curl 'https://api.example.com/v1/items?limit={v.rng.randint(10, 100)}&fields=id%2Cname%2Ctoken_count'",
+        )
+    )
+
+
+def secret_pattern_source(v: Values) -> str:
+    """Detector source and scanner configs: patterns that describe secrets without holding one."""
+    return v.pick(
+        (
+            'AWS_KEY = re.compile(r"(?:AKIA|ASIA)[A-Z2-7]{16}")',
+            "regex = 'ghp_[A-Za-z0-9]{36}'",
+            '  - id: slack-bot-token\n    regex: "xoxb-[0-9]{10,13}-[0-9]{10,13}-[A-Za-z0-9]{24}"',
+            "const STRIPE = /sk_(live|test)_[0-9a-zA-Z]{24,99}/;",
+            '[[rules]]\nid = "generic-api-key"\nkeywords = ["api_key", "secret", "token"]',
+            'if token.startswith(("glpat-", "gldt-")) and len(token) >= 26:',
+            'PRIVATE_KEY_HEADER = "-----BEGIN RSA PRIVATE KEY-----"',
+        )
+    ) + v.pick(("", "\n", f"  # rule {v.rng.randint(1, 200)}"))
+
+
 NEGATIVES: dict[str, tuple[Negative, int]] = {
     "git-sha": (git_sha, 25),
     "digest": (digest, 25),
@@ -398,4 +460,8 @@ NEGATIVES: dict[str, tuple[Negative, int]] = {
     "code-identifier": (code_identifier, 25),
     "four-part-version": (four_part_version, 10),
     "prose-about-secrets": (prose_about_secrets, 15),
+    "benign-config": (benign_config, 25),
+    "benign-base64": (benign_base64, 20),
+    "benign-query": (benign_query, 15),
+    "secret-pattern-source": (secret_pattern_source, 15),
 }

@@ -5,6 +5,7 @@ substrings that must disappear, and the syntax the value is written in (env, yam
 """
 
 import json
+import zlib
 from collections.abc import Callable
 
 from tests.redaction_corpus.values import ALNUM, B64, B64URL, HEX, LOWER_ALNUM, UPPER_ALNUM, Values
@@ -13,8 +14,9 @@ Statement = tuple[str, list[str], str]
 Kind = Callable[[Values], Statement]
 
 
-def place(v: Values, token: str, env: str, host: str = "api.example.com") -> Statement:
-    """A vendor token in one of the syntaxes agents meet it in; the name only sometimes says `secret`."""
+def place(v: Values, token: str, env: str, host: str = "api.example.com", *, named: bool = False) -> Statement:
+    """A vendor token in one of the syntaxes agents meet it in; the name only sometimes says `secret`.
+    `named`: the token has no format of its own, so only syntaxes that name it or its role are drawn."""
     key = env.lower()
     options = (
         ("env", f"{env}={token}"),
@@ -28,12 +30,8 @@ def place(v: Values, token: str, env: str, host: str = "api.example.com") -> Sta
         ("prose", f"ok here is the new one {token} it expires in 90 days"),
         ("bare", token),
     )
-    syntax, text = v.pick(options)
+    syntax, text = v.pick(options[:5] + options[6:8] if named else options)
     return text, [token], syntax
-
-
-def vendor(make: Callable[[Values], str], env: str, host: str = "api.example.com") -> Kind:
-    return lambda v: place(v, make(v), env, host)
 
 
 # -- cloud and forge tokens ---------------------------------------------------------------------
@@ -221,8 +219,14 @@ def digitalocean(v: Values) -> Statement:
 def heroku(v: Values) -> Statement:
     if v.rng.random() < 0.5:
         return place(v, "HRKU-AA" + v.chars(B64URL, 58), "HEROKU_API_KEY", "api.heroku.com")
-    uuid = f"{v.chars(HEX, 8)}-{v.chars(HEX, 4)}-{v.chars(HEX, 4)}-{v.chars(HEX, 4)}-{v.chars(HEX, 12)}"
-    return f"HEROKU_API_KEY={uuid}", [uuid], "env"
+    uuid = v.uuid4()
+    syntax, text = v.pick(
+        (
+            ("env", f"HEROKU_API_KEY={uuid}"),
+            ("netrc", f"machine api.heroku.com\n  login ops@acme.example\n  password {uuid}"),
+        )
+    )
+    return text, [uuid], syntax
 
 
 def vault(v: Values) -> Statement:
@@ -294,7 +298,8 @@ def newrelic(v: Values) -> Statement:
 
 
 def atlassian(v: Values) -> Statement:
-    token = "ATATT3xFfGF0" + v.chars(B64URL, 174) + "=" + v.chars("0123456789ABCDEF", 8)
+    body = "ATATT3xFfGF0" + v.chars(B64URL, 174)
+    token = f"{body}={zlib.crc32(body.encode()):08X}"  # Atlassian API tokens end in a CRC32 of the rest
     if v.rng.random() < 0.4:
         return f"curl -u ops@acme.example:{token} https://acme.atlassian.net/rest/api/3/myself", [token], "cli"
     return place(v, token, "JIRA_API_TOKEN", "acme.atlassian.net")
@@ -400,6 +405,51 @@ def anthropic(v: Values) -> Statement:
     return place(v, key, "ANTHROPIC_API_KEY", "api.anthropic.com")
 
 
+def llm_provider(v: Values) -> Statement:
+    """Keys of the LLM providers a gateway fronts, beyond OpenAI and Anthropic (the last four have no
+    format of their own, so they only appear under a telling name)."""
+    token, env, host = v.pick(
+        (
+            ("gsk_" + v.chars(ALNUM, 52), "GROQ_API_KEY", "api.groq.com"),
+            ("xai-" + v.chars(ALNUM, 80), "XAI_API_KEY", "api.x.ai"),
+            ("pplx-" + v.chars(ALNUM, 48), "PERPLEXITY_API_KEY", "api.perplexity.ai"),
+            ("r8_" + v.chars(ALNUM, 37), "REPLICATE_API_TOKEN", "api.replicate.com"),
+            ("sk-or-v1-" + v.chars(HEX, 64), "OPENROUTER_API_KEY", "openrouter.ai"),
+            ("ABSK" + v.random_b64(96), "AWS_BEARER_TOKEN_BEDROCK", "bedrock-runtime.us-east-1.amazonaws.com"),
+            ("fw_" + v.chars(ALNUM, 24), "FIREWORKS_API_KEY", "api.fireworks.ai"),
+            ("sk-" + v.chars(HEX, 32), "DEEPSEEK_API_KEY", "api.deepseek.com"),
+            (v.chars(ALNUM, 32), "MISTRAL_API_KEY", "api.mistral.ai"),
+            (v.chars(ALNUM, 40), "CO_API_KEY", "api.cohere.com"),
+            (v.chars(HEX, 64), "TOGETHER_API_KEY", "api.together.xyz"),
+        )
+    )
+    return place(
+        v, token, env, host, named=env in ("DEEPSEEK_API_KEY", "MISTRAL_API_KEY", "CO_API_KEY", "TOGETHER_API_KEY")
+    )
+
+
+def cloud_platform(v: Values) -> Statement:
+    """Platform tokens: Cloudflare, Vercel, Fly.io, Netlify, Supabase, Mapbox, Okta, Algolia (Cloudflare,
+    Vercel and Algolia keys have no format of their own, so they only appear under a telling name)."""
+    token, env, host = v.pick(
+        (
+            (v.chars(B64URL, 40), "CLOUDFLARE_API_TOKEN", "api.cloudflare.com"),
+            (v.chars(ALNUM, 24), "VERCEL_TOKEN", "api.vercel.com"),
+            ("FlyV1 fm2_" + v.random_b64(180), "FLY_API_TOKEN", "api.fly.io"),
+            ("nfp_" + v.chars(ALNUM, 40), "NETLIFY_AUTH_TOKEN", "api.netlify.com"),
+            ("sbp_" + v.chars(HEX, 40), "SUPABASE_ACCESS_TOKEN", "api.supabase.com"),
+            (
+                "sk.eyJ1IjoiYWNtZSIsImEiOiJ" + v.chars(B64URL, 20) + "." + v.chars(B64URL, 22),
+                "MAPBOX_SECRET_TOKEN",
+                "api.mapbox.com",
+            ),
+            ("00" + v.chars(B64URL, 40), "OKTA_API_TOKEN", "acme.okta.com"),
+            (v.chars(HEX, 32), "ALGOLIA_ADMIN_KEY", "acme-dsn.algolia.net"),
+        )
+    )
+    return place(v, token, env, host, named=env in ("CLOUDFLARE_API_TOKEN", "VERCEL_TOKEN", "ALGOLIA_ADMIN_KEY"))
+
+
 def misc_saas(v: Values) -> Statement:
     """Prefixed tokens from gitleaks' list beyond the big vendors."""
     token, env = v.pick(
@@ -444,6 +494,23 @@ def jwt(v: Values) -> Statement:
         )
     )
     return text, [token], syntax
+
+
+def token_concatenated(v: Values) -> Statement:
+    """A token split over string literals (as people do to get past scanners): both halves must go."""
+    token = v.pick((v.openai_key, v.anthropic_key, lambda: v.crc_token("ghp_"), lambda: "AIza" + v.chars(B64URL, 35)))()
+    cut = v.rng.randint(10, len(token) - 10)
+    head, tail = token[:cut], token[cut:]
+    syntax, text = v.pick(
+        (
+            ("python", f'API_KEY = "{head}" + "{tail}"'),
+            ("python", f'TOKEN = (\n    "{head}"\n    "{tail}"\n)'),
+            ("js", f"const key = '{head}' + '{tail}';"),
+            ("go", f'key := "{head}" +\n\t"{tail}"'),
+            ("shell", f'KEY="{head}""{tail}"'),
+        )
+    )
+    return text, [head, tail], syntax
 
 
 # -- private keys ------------------------------------------------------------------------------
@@ -567,6 +634,17 @@ pw_cli_flag = _pw_kind(
         ("cli", "nmcli dev wifi connect Office-5G password {pw}"),
     )
 )
+pw_deploy_cli = _pw_kind(
+    (
+        ("cli", "helm upgrade --install api ./chart --set db.password={pw} --set db.user={user}"),
+        ("cli", "terraform apply -var 'db_password={pw}' -auto-approve"),
+        ("cli", "kubectl create secret generic app-db --from-literal=username={user} --from-literal=password={pw}"),
+        ("cli", "docker run -d -e POSTGRES_USER={user} -e POSTGRES_PASSWORD={pw} -p 5432:5432 postgres:16"),
+        ("cli", "ansible-playbook site.yml -e 'ansible_user={user} ansible_password={pw}'"),
+        ("cli", "az login --service-principal -u 7f3c2a1e-app -p {pw} --tenant acme.onmicrosoft.com"),
+        ("cli", "vault kv put secret/app db_password={pw}"),
+    )
+)
 pw_openssl = _pw_kind(
     (
         ("cli", "openssl pkcs12 -in cert.p12 -nodes -passin pass:{pw} -out cert.pem"),
@@ -647,6 +725,7 @@ pw_define = _pw_kind(
         ("c", '#define WIFI_PASS "{pw}"'),
         ("c", '#define MQTT_PASSWORD  "{pw}"  // broker'),
         ("c", 'static const char *db_pwd = "{pw}";'),
+        ("php", "define('DB_PASSWORD', '{pw}');"),
     )
 )
 pw_config = _pw_kind(
@@ -668,6 +747,21 @@ pw_config = _pw_kind(
         ("redis-conf", "requirepass {pw}\nmasterauth {pw}"),
         ("wpa", 'network={{\n    ssid="Office-5G"\n    psk="{pw}"\n}}'),
         ("netrc", "machine api.internal.example login {user} password {pw}"),
+        ("pgpass", "db.internal:5432:app:{user}:{pw}"),
+        ("s3cfg", "[default]\naccess_key = minio-{user}\nsecret_key = {pw}\nhost_base = s3.internal.example"),
+    )
+)
+pw_code_call = _pw_kind(
+    (
+        ("python", 'conn = psycopg2.connect(host="db.internal", user="{user}", password="{pw}", dbname="app")'),
+        ("python", 'db = mysql.connector.connect(host="mysql.internal", user="{user}", passwd="{pw}")'),
+        ("python", 'r = redis.Redis(host="cache.internal", port=6379, password="{pw}")'),
+        ("python", 'ssh.connect("build01", username="{user}", password="{pw}", timeout=10)'),
+        ("python", 'server.login("{user}", "{pw}")'),
+        ("python", 'requests.get(url, auth=("{user}", "{pw}"), timeout=30)'),
+        ("js", "const pool = new Pool({{ user: '{user}', password: '{pw}', host: 'db.internal' }});"),
+        ("java", 'DriverManager.getConnection("jdbc:postgresql://db.internal/app", "{user}", "{pw}");'),
+        ("go", 'db, err := sql.Open("mysql", "{user}:{pw}@tcp(mysql.internal:3306)/app")'),
     )
 )
 pw_prose = _pw_kind(
@@ -819,6 +913,29 @@ def auth_header(v: Values) -> Statement:
     return f"{header}: {value}", [value], "api-key-header"
 
 
+def name_value_pair(v: Values) -> Statement:
+    """The secret's name and its value in separate fields: HAR headers, k8s env, Postman, Terraform."""
+    value = v.pick((v.password(), v.chars(ALNUM, 40), "Bearer " + v.chars(B64URL, 48)))
+    secret = value.removeprefix("Bearer ")
+    syntax, text = v.pick(
+        (
+            (
+                "har",
+                json.dumps({"name": "Authorization" if value.startswith("Bearer") else "x-api-key", "value": value}),
+            ),
+            ("k8s-env", f'env:\n  - name: DB_PASSWORD\n    value: "{value}"\n  - name: LOG_LEVEL\n    value: info'),
+            ("postman", json.dumps({"key": "password", "value": value, "type": "text"})),
+            (
+                "ecs",
+                json.dumps({"environment": [{"name": "API_TOKEN", "value": value}, {"name": "PORT", "value": "80"}]}),
+            ),
+            ("terraform", f'variable "db_password" {{\n  type    = string\n  default = "{value}"\n}}'),
+            ("gha", f"      - name: Login\n        with:\n          username: deploy\n          password: {value}"),
+        )
+    )
+    return text, [secret], syntax
+
+
 def cookie(v: Values) -> Statement:
     value = v.pick(
         (v.chars(LOWER_ALNUM, 32), v.chars(B64URL, 86), "s%3A" + v.chars(B64URL, 32) + "." + v.chars(B64URL, 43))
@@ -834,8 +951,11 @@ def cookie(v: Values) -> Statement:
 
 
 def byte_array_key(v: Values) -> Statement:
+    """A key as a byte-array literal; each half of the bytes is labelled, so a partial redaction misses."""
     raw = v.rng.randbytes(v.pick((16, 24, 32)))
-    body = ", ".join(f"0x{b:02X}" if v.rng.random() < 0.5 else f"0x{b:02x}" for b in raw)
+    literals = [f"0x{b:02X}" if v.rng.random() < 0.5 else f"0x{b:02x}" for b in raw]
+    body = ", ".join(literals)
+    halves = [", ".join(literals[: len(raw) // 2]), ", ".join(literals[len(raw) // 2 :])]
     syntax, text = v.pick(
         (
             ("c", f"static const uint8_t kAesKey[] = {{{body}}};"),
@@ -844,7 +964,7 @@ def byte_array_key(v: Values) -> Statement:
             ("go", f"var hmacKey = []byte{{{body}}}"),
         )
     )
-    return text, [body], syntax
+    return text, halves, syntax
 
 
 def k8s_secret_data(v: Values) -> Statement:
@@ -926,9 +1046,12 @@ def _home_kind(template: str) -> Kind:
 
 
 def home_non_ascii(v: Values) -> Statement:
+    """Non-ASCII user names, also as JSON writes them with ASCII escapes (`j\\u00fcrgen`)."""
     name = v.pick(_NON_ASCII)
     path = v.pick((f"/home/{name}", f"/Users/{name}", f"C:\\Users\\{name}"))
     sep = "\\" if path.startswith("C:") else "/"
+    if v.rng.random() < 0.4:  # Windows paths in JSON: doubled backslashes next to `\\u` escapes
+        return json.dumps({"cwd": f"C:\\Users\\{name}\\app", "shell": "pwsh"}), [name], "json-ascii"
     return f"Error: ENOENT: no such file or directory, open '{path}{sep}app{sep}.env'", [name], "path"
 
 
@@ -995,8 +1118,11 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "openai-key": (openai, 25),
     "anthropic-key": (anthropic, 20),
     "misc-saas-token": (misc_saas, 30),
+    "llm-provider-key": (llm_provider, 33),
+    "cloud-platform-token": (cloud_platform, 24),
     "age-secret-key": (age_key, 10),
     "jwt": (jwt, 20),
+    "token-concatenated": (token_concatenated, 15),
     # private keys
     "private-key-pem": (private_key_pem, 20),
     "private-key-pgp": (private_key_pgp, 10),
@@ -1008,6 +1134,7 @@ KINDS: dict[str, tuple[Kind, int]] = {
     # passwords
     "password-sql": (pw_sql, 30),
     "password-cli-flag": (pw_cli_flag, 40),
+    "password-deploy-cli": (pw_deploy_cli, 25),
     "password-openssl-pass": (pw_openssl, 20),
     "password-mysql-p": (pw_mysql_p, 20),
     "password-curl-user": (pw_curl_u, 20),
@@ -1018,6 +1145,8 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "password-c-define": (pw_define, 15),
     "password-config": (pw_config, 50),
     "password-prose": (pw_prose, 20),
+    "password-code-call": (pw_code_call, 25),
+    "name-value-pair": (name_value_pair, 25),
     "connection-string-url": (conn_url, 30),
     "connection-string-params": (conn_params, 25),
     # generic keys and tokens
@@ -1038,22 +1167,5 @@ KINDS: dict[str, tuple[Kind, int]] = {
     "home-wsl": (_home_kind("/mnt/c/Users/{n}"), 12),
     "home-var-home": (_home_kind("/var/home/{n}"), 10),
     "home-volumes": (_home_kind("/Volumes/{vol}/Users/{n}"), 10),
-    "home-non-ascii": (home_non_ascii, 15),
+    "home-non-ascii": (home_non_ascii, 20),
 }
-
-# Shapes by kind family: multi-line blocks are not URL-encoded into one query, PII is not base64-shipped.
-ALL_SHAPES = (
-    "raw",
-    "log",
-    "stacktrace",
-    "diff",
-    "doc",
-    "json-body",
-    "tool-call",
-    "tool-result",
-    "url-encoded",
-    "base64-file",
-    "data-uri",
-    "repeated",
-    "cut-at-end",
-)

@@ -29,9 +29,10 @@ def raw(v: Values, text: str, secrets: list[str]) -> Shaped:
 
 
 def log(v: Values, text: str, secrets: list[str]) -> Shaped:
-    """Every line behind a timestamped log prefix (one log format per sample)."""
+    """Every line behind a timestamped log prefix (one log format per sample, time moving forward)."""
     prefix = v.pick(_LOG_PREFIXES)
-    lines = [prefix.format(s=v.rng.randint(0, 59), ms=v.rng.randint(0, 999)) + line for line in text.split("\n")]
+    second, ms = v.rng.randint(0, 40), v.rng.randint(0, 900)
+    lines = [prefix.format(s=min(59, second + i // 8), ms=ms + i) + line for i, line in enumerate(text.split("\n"))]
     return "\n".join(lines), secrets
 
 
@@ -177,6 +178,46 @@ def cut_at_end(v: Values, text: str, secrets: list[str]) -> Shaped:
     return text[: start + keep], [s for s in secrets[:-1] if s in text[:start]] + [cut]
 
 
+def _filler_lines(v: Values, n: int) -> list[str]:
+    """Harmless code and log lines (no credentials, addresses or paths with user names)."""
+    templates = (
+        "def handle_{w}(request, limit={n}):",
+        "    items = repository.fetch_{w}(limit=limit, offset={n})",
+        "    logger.info('processed %d {w} records', len(items))",
+        "    return JSONResponse({{'count': len(items), 'page': {m}}})",
+        "class {W}Service:",
+        "    retries = {n}",
+        "# TODO({w}): move this into the {w} module",
+        "INFO worker-{m} finished batch {n} in {k} ms",
+        "    assert response.status_code == 200, response.text",
+        "import {w}_client",
+    )
+    lines = []
+    for _ in range(n):
+        word = v.word()
+        numbers = {key: v.rng.randint(1, 500) for key in "nmk"}
+        lines.append(v.pick(templates).format(w=word, W=word.capitalize(), **numbers))
+    return lines
+
+
+def long_body(v: Values, text: str, secrets: list[str]) -> Shaped:
+    """A whole agent turn: the statement buried in the middle of a file a tool read, inside a long body."""
+    before, after = _filler_lines(v, v.rng.randint(20, 60)), _filler_lines(v, v.rng.randint(20, 60))
+    content = "\n".join([*before, text, *after])
+    call = {
+        "id": "call_" + v.chars("abcdefghijklmnopqrstuvwxyz0123456789", 24),
+        "type": "function",
+        "function": {"name": "read_file", "arguments": json.dumps({"path": "src/app/settings.py"})},
+    }
+    messages = [
+        {"role": "system", "content": "You are a coding agent. Use the tools to inspect the repository."},
+        {"role": "user", "content": "Why does the service fail to start? " + " ".join(_filler_lines(v, 3))},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": content},
+    ]
+    return json.dumps({"model": "preview/acme-coder", "messages": messages, "max_tokens": 4096}), secrets
+
+
 SHAPES: dict[str, Shape] = {
     "raw": raw,
     "log": log,
@@ -191,6 +232,9 @@ SHAPES: dict[str, Shape] = {
     "data-uri": data_uri,
     "repeated": repeated,
     "cut-at-end": cut_at_end,
+    "long-body": long_body,
 }
+# Shapes whose samples are JSON documents (and must stay parsable after redaction).
+JSON_SHAPES = frozenset({"json-body", "tool-call", "tool-result", "data-uri", "long-body"})
 # Shapes a hard negative is tried in (encodings that hide text are pointless for negatives).
-NEGATIVE_SHAPES = ("raw", "log", "diff", "doc", "json-body", "tool-call", "tool-result")
+NEGATIVE_SHAPES = ("raw", "log", "diff", "doc", "json-body", "tool-call", "tool-result", "long-body")

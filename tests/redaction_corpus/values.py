@@ -55,7 +55,7 @@ T = TypeVar("T")
 class Values:
     """Every draw goes through one seeded generator, in call order."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: str) -> None:
         self.rng = random.Random(seed)
 
     def pick(self, options: list[T] | tuple[T, ...]) -> T:
@@ -199,6 +199,12 @@ class Values:
 
     def telegram_bot(self) -> str:
         return f"{self.digits(10)}:AA{self.chars(B64URL, 33)}"
+
+    def uuid4(self) -> str:
+        return (
+            f"{self.chars(HEX, 8)}-{self.chars(HEX, 4)}-4{self.chars(HEX, 3)}-{self.pick('89ab')}{self.chars(HEX, 3)}-"
+            f"{self.chars(HEX, 12)}"
+        )
 
     def ipv4(self) -> str:
         first = self.pick((10, 172, 192, 34, 52, 81, 95, 141, 185, 203))
