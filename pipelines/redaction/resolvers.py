@@ -47,6 +47,17 @@ _PASSWORD_LABEL = re.compile(
     re.I,
 )
 _MIN_KEYED_VALUE = 8
+# keys named like a secret that hold none: tokenizer names, token counts, key ids
+_NOT_SECRET_LABEL = re.compile(r"tokeniz|token_?count|tokens?_?(?:used|limit|per)|key_?(?:id|name|path|file)", re.I)
+# values published in documentation and RFCs as examples
+_DOCUMENTED_EXAMPLES = frozenset(
+    {
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    }
+)
 _UPPER_PAIR = re.compile(r"(?=[A-Z]{2})")
 _LONE_LOWER = re.compile(r"(?=[A-Z][a-z][A-Z])")
 _CLASSES = (str.islower, str.isupper, str.isdigit)
@@ -64,7 +75,8 @@ def shannon_entropy(value: str) -> float:
 def _not_a_value(value: str) -> bool:
     """References, paths, numbers, placeholders and dotted code paths: never a literal secret."""
     return (
-        value.startswith(_REFERENCE_PREFIXES)
+        value in _DOCUMENTED_EXAMPLES
+        or value.startswith(_REFERENCE_PREFIXES)
         or (_DOTTED.fullmatch(value) is not None and not _random_case(value))
         or _PATH_LIKE.fullmatch(value) is not None
         or _NUMERIC.fullmatch(value) is not None
@@ -166,6 +178,8 @@ def auth_value(value: str, pre: str) -> str | None:
 def assigned_secret(value: str, pre: str) -> str | None:
     """Values of secret-named keys: up to a delimiter unless quoted; a password-named key takes any value
     that is not code or a placeholder, other names (and values after a bare space) must look random."""
+    if _NOT_SECRET_LABEL.search(pre):
+        return None
     quoted = pre.rstrip().endswith(("'", '"', "`"))
     if not quoted:
         value = _UNQUOTED_END.split(value, maxsplit=1)[0].rstrip(".:!?")
