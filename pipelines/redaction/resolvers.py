@@ -47,8 +47,8 @@ _PASSWORD_LABEL = re.compile(
     re.I,
 )
 _MIN_KEYED_VALUE = 8
-# keys named like a secret that hold none: tokenizer names, token counts, key ids
-_NOT_SECRET_LABEL = re.compile(r"tokeniz|token_?count|tokens?_?(?:used|limit|per)|key_?(?:id|name|path|file)", re.I)
+# keys named like a secret that hold none: tokenizer names, token counts
+_NOT_SECRET_LABEL = re.compile(r"tokeniz|token_?count|tokens?_?(?:used|limit|per)", re.I)
 # values published in documentation and RFCs as examples
 _DOCUMENTED_EXAMPLES = frozenset(
     {
