@@ -55,9 +55,17 @@ def test_rows_are_labelled_and_unique() -> None:
 
 
 def test_samples_in_json_shapes_are_valid_json() -> None:
-    for row in POSITIVES + NEGATIVES:
-        if row["shape"] in JSON_SHAPES:
-            json.loads(row["text"])
+    json_rows = [row for row in POSITIVES + NEGATIVES if row["shape"] in JSON_SHAPES]
+    assert json_rows
+    assert [row["id"] for row in json_rows if not _parses(row["text"])] == []
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def test_every_labelled_secret_is_readable_in_its_sample() -> None:
