@@ -13,7 +13,6 @@ when a value it reports contains it or is at least half of it.
 
 import argparse
 import hashlib
-import json
 import re
 import sys
 import sysconfig
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))  # the corpus and its leak definition live with th
 
 from pipelines.redaction import Redactor  # noqa: E402
 from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  # noqa: E402
-from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load  # noqa: E402
+from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load, parses_as_json  # noqa: E402
 
 # Shapes in which the labelled secrets appear verbatim (no encoding), so removed text can be measured.
 VERBATIM_SHAPES = frozenset({"raw", "log", "diff", "doc", "repeated"})
@@ -155,18 +154,10 @@ def report_collateral(positives: list[dict], caught: list[bool], outs: list[str]
     return len(over) / len(extra)
 
 
-def _parses(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
 def report_json_safety(rows: list[dict], outs: list[str]) -> int:
     """Samples that are JSON documents (bodies, tool calls, JSON configs) whose redacted text no longer parses."""
-    documents = [(row["id"], out) for row, out in zip(rows, outs, strict=True) if _parses(row["text"])]
-    broken = [row_id for row_id, out in documents if not _parses(out)]
+    documents = [(row["id"], out) for row, out in zip(rows, outs, strict=True) if parses_as_json(row["text"])]
+    broken = [row_id for row_id, out in documents if not parses_as_json(out)]
     _print(f"\nJSON samples left unparsable by redaction: {len(broken)}/{len(documents)} " + " ".join(broken[:20]))
     return len(broken)
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines.redaction import Redactor
 from tests.redaction_corpus.generate import build
-from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load
+from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load, parses_as_json
 from tests.redaction_corpus.shapes import JSON_SHAPES, SHAPES
 
 POSITIVES = load(AGENT_POSITIVES)
@@ -57,15 +57,7 @@ def test_rows_are_labelled_and_unique() -> None:
 def test_samples_in_json_shapes_are_valid_json() -> None:
     json_rows = [row for row in POSITIVES + NEGATIVES if row["shape"] in JSON_SHAPES]
     assert json_rows
-    assert [row["id"] for row in json_rows if not _parses(row["text"])] == []
-
-
-def _parses(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+    assert [row["id"] for row in json_rows if not parses_as_json(row["text"])] == []
 
 
 def test_every_labelled_secret_is_readable_in_its_sample() -> None:

@@ -31,6 +31,15 @@ def load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def parses_as_json(text: str) -> bool:
+    """Whether ``text`` is one JSON document."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def json_unescape(text: str) -> str:
     """Undo one level of JSON string escaping wherever it occurs (surrogate pairs stay as they are)."""
 
