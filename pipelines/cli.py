@@ -25,7 +25,10 @@ consent_app = typer.Typer(
     help="Withdrawn consent: apply it to every published partition, read the ledger.", no_args_is_help=True
 )
 app.add_typer(consent_app, name="consent")
-delivery_app = typer.Typer(help="Partner notices: re-send dead letters, read the delivery log.", no_args_is_help=True)
+delivery_app = typer.Typer(
+    help="Partner notices and drop retention: re-send dead letters, read the delivery log, delete expired drops.",
+    no_args_is_help=True,
+)
 app.add_typer(delivery_app, name="delivery")
 
 DEFAULT_LANDING = "var/landing"
@@ -262,6 +265,51 @@ def delivery_log(
     from pipelines.delivery_cli import delivery_log_command
 
     raise typer.Exit(delivery_log_command(landing=landing, partner=partner))
+
+
+@delivery_app.command("retention")
+def delivery_retention(
+    landing: Annotated[str, typer.Option(help="Landing-zone URL (its publication records).")] = DEFAULT_LANDING,
+    partners: Annotated[
+        str, typer.Option(help="Partner registry YAML (each partner's retention_days).")
+    ] = "pipelines/synth/partners.yaml",
+    apply: Annotated[bool, typer.Option("--apply", help="Delete them (default: only list what would go).")] = False,
+) -> None:
+    """Partitions older than their partner's retention_days: listed, or deleted with --apply (and logged)."""
+    from pipelines.delivery_cli import delivery_retention_command
+
+    raise typer.Exit(delivery_retention_command(landing=landing, partners=partners, apply=apply))
+
+
+@app.command()
+def wipe(
+    experiment: Annotated[str, typer.Option(help="The experiment id whose prompt and response bodies go.")],
+    landing: Annotated[str, typer.Option(help="Landing-zone URL.")] = DEFAULT_LANDING,
+    partners: Annotated[
+        str, typer.Option(help="Partner registry YAML (webhooks for the re-publish notices).")
+    ] = "pipelines/synth/partners.yaml",
+    apply: Annotated[bool, typer.Option("--apply", help="Wipe (default: only show what would change).")] = False,
+) -> None:
+    """Wipe an experiment's bodies: landing references set to __deleted__, its drops re-published without them."""
+    from pipelines.wipe_cli import wipe_command
+
+    raise typer.Exit(wipe_command(experiment=experiment, landing=landing, partners=partners, apply=apply))
+
+
+@app.command()
+def gc(
+    landing: Annotated[
+        str, typer.Option(help="Landing-zone URL (its prompts/ and responses/ blobs).")
+    ] = DEFAULT_LANDING,
+    grace_minutes: Annotated[
+        float, typer.Option(min=0, help="Never delete a blob written less than this many minutes ago.")
+    ] = 60.0,
+    apply: Annotated[bool, typer.Option("--apply", help="Delete the orphans (default: only list them).")] = False,
+) -> None:
+    """Landing blobs no usage or experiment_requests line refers to: listed, or deleted with --apply."""
+    from pipelines.gc_cli import gc_command
+
+    raise typer.Exit(gc_command(landing=landing, grace_minutes=grace_minutes, apply=apply))
 
 
 @app.command()

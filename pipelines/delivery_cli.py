@@ -1,4 +1,4 @@
-"""``tracedrop delivery resend`` and ``tracedrop delivery log``."""
+"""``tracedrop delivery resend``, ``tracedrop delivery log`` and ``tracedrop delivery retention``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pipelines.consent_cli import _landing_exists
 from pipelines.delivery.delivery_log import read_log
 from pipelines.delivery.notices import DELIVERED, Sender
 from pipelines.delivery.notify import resend_dead_letters
+from pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
 from pipelines.objectstore import ObjectStoreError, open_store
 from schemas.config_errors import ConfigError
 from schemas.partners import load_partner_registry
@@ -52,3 +53,30 @@ def delivery_log_command(landing: str, partner: str | None) -> int:
     if not log.height:
         typer.echo("(no delivery attempts recorded)")
     return 0
+
+
+def delivery_retention_command(landing: str, partners: str, apply: bool) -> int:
+    """List (or with ``apply`` delete) every partition past retention; 1 when some failed, 2 on bad input."""
+    try:
+        registry = load_partner_registry(partners)
+        _landing_exists(landing)
+        store = open_store(landing)
+        expired = expired_partitions(store, registry, today_utc())
+        report = apply_retention(store, expired) if apply else None
+    except ConfigError as exc:
+        typer.echo(f"tracedrop delivery retention: {exc}", err=True)
+        return 2
+    except ObjectStoreError as exc:
+        typer.echo(f"tracedrop delivery retention: {exc}", err=True)
+        return 1
+    if report is None:
+        for item in expired:
+            typer.echo(f"would delete {describe(item)}")
+        typer.echo(f"{len(expired)} partition(s) past retention (dry run: nothing deleted; --apply deletes them)")
+        return 0
+    for item in report.deleted:
+        typer.echo(f"deleted {describe(item)}")
+    for error in report.errors:
+        typer.echo(error, err=True)
+    typer.echo(f"{len(report.deleted)} partition(s) deleted, {len(report.errors)} error(s)")
+    return 1 if report.errors else 0

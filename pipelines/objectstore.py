@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
@@ -49,6 +49,7 @@ class ObjectNotFound(ObjectStoreError, KeyError):
 class ObjectInfo:
     key: str
     size: int
+    modified: float = field(default=0.0, compare=False)  # unix seconds of the last write (S3: LastModified)
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class LocalStore:
         prefix = prefix.strip("/")
         base = self.root / prefix if prefix else self.root
         if base.is_file():
-            yield ObjectInfo(prefix, base.stat().st_size)
+            stat = base.stat()
+            yield ObjectInfo(prefix, stat.st_size, stat.st_mtime)
             return
         if not base.is_dir():
             return
@@ -113,7 +115,8 @@ class LocalStore:
                 if name.startswith(TEMP_PREFIX):
                     continue
                 full = Path(dirpath) / name
-                found.append(ObjectInfo(full.relative_to(self.root).as_posix(), full.stat().st_size))
+                stat = full.stat()
+                found.append(ObjectInfo(full.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime))
         yield from sorted(found, key=lambda info: info.key)
 
     def get(self, key: str) -> bytes:
@@ -252,11 +255,11 @@ class S3Store:
                 for page in paginator.paginate(Bucket=self.bucket, Prefix=full, MaxKeys=1):
                     for item in page.get("Contents", []):
                         if item["Key"] == full:
-                            yield ObjectInfo(item["Key"][strip:], item["Size"])
+                            yield ObjectInfo(item["Key"][strip:], item["Size"], item["LastModified"].timestamp())
                     break
             for page in paginator.paginate(Bucket=self.bucket, Prefix=list_prefix):
                 for item in page.get("Contents", []):
-                    yield ObjectInfo(item["Key"][strip:], item["Size"])
+                    yield ObjectInfo(item["Key"][strip:], item["Size"], item["LastModified"].timestamp())
         except self.client.exceptions.NoSuchBucket:
             return
         except Exception as exc:

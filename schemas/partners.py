@@ -29,6 +29,7 @@ class Partner(BaseModel):
     subject_salt_env: str = Field(pattern=ENV_NAME_PATTERN)
     webhook_url: str | None = None
     webhook_secret_env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+    retention_days: int | None = Field(default=None, ge=1, le=36_500, strict=True)  # absent: drops kept forever
 
     @field_validator("destination")
     @classmethod

@@ -69,7 +69,7 @@ def _entry(
 
 
 def log_entries(notice: Notice, attempts: list[Attempt], url: str, via: str) -> list[dict[str, object]]:
-    """One entry per attempt (``via`` is ``publish``, ``consent`` or ``resend``)."""
+    """One entry per attempt (``via`` is ``publish``, ``consent``, ``wipe`` or ``resend``)."""
     return [
         _entry(notice, url, via, _iso(a.at), a.attempt, a.status_code, a.outcome, a.error, a.duration_ms)
         for a in attempts

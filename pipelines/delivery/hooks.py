@@ -60,7 +60,7 @@ def after_publish(
         partner = partners.get(item.partner_id)
         if partner is None:  # a partner that left the registry: no webhook is known any more
             continue
-        via = "consent" if item.reason is Reason.CONSENT_REPUBLISH else "publish"
+        via = {Reason.CONSENT_REPUBLISH: "consent", Reason.WIPE: "wipe"}.get(item.reason, "publish")
         try:
             outcome = notify_published(store, partner, item.url, item.reason, sender, via)
         except Exception as exc:  # a notice never fails the publish

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     FIRST_PUBLISH = "first_publish"
     LATE_DATA = "late_data"
     CONSENT_REPUBLISH = "consent_republish"
+    WIPE = "wipe"  # an experiment's bodies were wiped: the rows stay, their bodies are gone
 
 
 REPLACE_INSTRUCTION = (
