@@ -7,7 +7,7 @@ import dagster as dg
 from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
 from pipelines.checks import staged_drop_checks
 from pipelines.consent_assets import consent_applied, consent_job
-from pipelines.delivery_assets import delivery_log
+from pipelines.delivery_assets import daily_retention, delivery_log, drop_retention, retention_job
 from pipelines.jobs import export_job
 from pipelines.replay_assets import REPLAY_ASSETS, REPLAY_CHECKS, ReplayResource, replay_job
 from pipelines.resources import TracedropResource
@@ -18,10 +18,10 @@ EXPORT_ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops]
 EXPORT_CHECKS = [staged_drop_checks]
 
 defs = dg.Definitions(
-    assets=[*EXPORT_ASSETS, consent_applied, delivery_log, *REPLAY_ASSETS],
+    assets=[*EXPORT_ASSETS, consent_applied, delivery_log, drop_retention, *REPLAY_ASSETS],
     asset_checks=[*EXPORT_CHECKS, *REPLAY_CHECKS],
-    jobs=[export_job, consent_job, replay_job],
-    schedules=[daily_export],
+    jobs=[export_job, consent_job, retention_job, replay_job],
+    schedules=[daily_export, daily_retention],
     sensors=[late_landing_files, consent_opt_outs],
     resources={"tracedrop": TracedropResource(), "replay": ReplayResource()},
 )

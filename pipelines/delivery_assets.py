@@ -1,13 +1,16 @@
-"""The delivery log as a Dagster asset: every notice attempt, shown as a table in the UI."""
+"""Delivery in Dagster: the delivery log (every notice attempt, as a table) and daily drop retention."""
 
 import dagster as dg
 import polars as pl
 
+from pipelines.assets import as_metadata
 from pipelines.delivery.dead_letters import load_dead_letters
 from pipelines.delivery.delivery_log import DEAD_LETTER, read_log
 from pipelines.delivery.notices import DELIVERED
+from pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
 from pipelines.objectstore import open_store
 from pipelines.resources import TracedropResource
+from schemas.partners import load_partner_registry
 
 DELIVERY_GROUP = "delivery"
 SHOWN_ROWS = 200
@@ -41,3 +44,42 @@ def delivery_log(tracedrop: TracedropResource) -> dg.MaterializeResult:
             "log": log_table(log),
         }
     )
+
+
+@dg.asset(group_name=DELIVERY_GROUP, kinds={"s3"})
+def drop_retention(context: dg.AssetExecutionContext, tracedrop: TracedropResource) -> dg.MaterializeResult:
+    """Every published partition older than its partner's `retention_days`, deleted (`_SUCCESS` first) and
+    logged; the same code as `tracedrop delivery retention --apply`. Fails (and the next tick retries) when a
+    partition could not be deleted."""
+    settings = tracedrop.settings()
+    store = open_store(settings.landing_url)
+    expired = expired_partitions(store, load_partner_registry(settings.partners_path), today_utc())
+    report = apply_retention(store, expired, context.run.run_id, lock_wait_seconds=settings.lock_wait_seconds)
+    figures = {
+        "partitions_deleted": len(report.deleted),
+        "files_deleted": sum(d.files for d in report.deleted),
+        "bytes_deleted": sum(d.bytes for d in report.deleted),
+        "deleted": [describe(d) for d in report.deleted],
+        "errors": report.errors,
+    }
+    if report.errors:
+        raise dg.Failure(description=f"{len(report.errors)} partition(s) not deleted", metadata=as_metadata(figures))
+    return dg.MaterializeResult(metadata=as_metadata(figures))
+
+
+retention_job = dg.define_asset_job(
+    "drop_retention",
+    selection=dg.AssetSelection.assets(drop_retention),
+    description="Delete published partitions past their partner's retention_days (`tracedrop delivery retention`).",
+)
+
+
+@dg.schedule(
+    cron_schedule="0 3 * * *",
+    job=retention_job,
+    execution_timezone="UTC",
+    description="At 03:00 UTC: deletes every published partition past its partner's retention_days.",
+)
+def daily_retention(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """One run a day, after the 02:00 export."""
+    return dg.RunRequest(run_key=context.scheduled_execution_time.date().isoformat())

@@ -91,7 +91,8 @@ def test_the_ui_loads_the_workspace_with_assets_checks_schedule_and_sensors(webs
     checks = {c["name"] for c in assets["staged_drops"]["assetChecksOrError"]["checks"]}
     assert checks == set(CHECK_NAMES)
     (repository,) = data["repositoriesOrError"]["nodes"]
-    assert [(s["name"], s["cronSchedule"]) for s in repository["schedules"]] == [("daily_export", "0 2 * * *")]
+    schedules = {(s["name"], s["cronSchedule"]) for s in repository["schedules"]}
+    assert schedules == {("daily_export", "0 2 * * *"), ("daily_retention", "0 3 * * *")}
     assert {s["name"] for s in repository["sensors"]} == {"late_landing_files", "consent_opt_outs"}
     assert {"export_day", "replay"} <= {j["name"] for j in repository["jobs"]}
 
