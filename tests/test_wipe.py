@@ -182,7 +182,7 @@ def test_lines_are_rewritten_byte_stable_in_any_spelling_and_gzip(tmp_path) -> N
 
     escaped = f'{{"usage_id": "x-3", "variant_version_id": "{ACME_V1}", "request_body_sha256": "\\u0061{"b" * 63}"}}\n'
     landing.put(f"experiment_requests/dt={DT}/part-2.jsonl", escaped.encode())
-    with pytest.raises(WipeError, match="part-2.jsonl:1: request_body_sha256"):
+    with pytest.raises(WipeError, match=r"part-2\.jsonl:1: request_body_sha256"):
         plan_wipe(landing, ACME_EXPERIMENT)
 
 
