@@ -68,7 +68,7 @@ def drop_retention(context: dg.AssetExecutionContext, tracedrop: TracedropResour
 
 
 retention_job = dg.define_asset_job(
-    "drop_retention",
+    "expire_drops",
     selection=dg.AssetSelection.assets(drop_retention),
     description="Delete published partitions past their partner's retention_days (`tracedrop delivery retention`).",
 )

@@ -5,7 +5,7 @@ theirs; dry run by default; a bad `retention_days` is one line, exit 2, nothing 
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.delivery.retention import apply_retention, expired_partitions, read_retention_log
-from pipelines.delivery_assets import drop_retention
+from pipelines.delivery_assets import daily_retention, drop_retention
 from pipelines.export import day
 from pipelines.export.consent import load_opt_outs, owed
 from pipelines.export.publications import all_records
@@ -151,3 +151,10 @@ def test_a_bad_retention_value_is_one_line_exit_2_and_nothing_written(tmp_path, 
     [line] = result.output.strip().splitlines()
     assert "retention_days" in line and "partners.yaml" in line
     assert sorted(i.key for i in landing.list()) == before
+
+
+def test_retention_runs_on_its_own_every_day_after_the_export() -> None:
+    tick = datetime(2026, 12, 3, 3, tzinfo=UTC)
+    request = daily_retention(dg.build_schedule_context(scheduled_execution_time=tick))
+    assert (daily_retention.cron_schedule, daily_retention.job_name) == ("0 3 * * *", "expire_drops")
+    assert request.run_key == "2026-12-03"  # one run per day, however often the tick is evaluated
