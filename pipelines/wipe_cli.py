@@ -46,8 +46,10 @@ def wipe_command(experiment: str, landing: str, partners: str, apply: bool) -> i
         return 1
     for url, rows in report.republished:
         typer.echo(f"re-published {url}: {rows} row(s) without their bodies")
-    for error in [*report.errors, *report.delivery.get("delivery_errors", [])]:
+    for error in report.errors:
         typer.echo(f"failed: {error}", err=True)
+    for problem in report.delivery.get("delivery_errors", []):  # a notice never fails the wipe: it is re-sent
+        typer.echo(problem, err=True)
     lines = sum(e.lines for e in plan.edits)
     typer.echo(
         f"{lines} landing line(s) rewritten in {len(plan.edits)} file(s), {len(report.republished)} partition(s) "
