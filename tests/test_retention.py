@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -18,7 +19,7 @@ from pipelines.export import day
 from pipelines.export.consent import load_opt_outs, owed
 from pipelines.export.publications import all_records
 from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import ObjectStore, open_store
+from pipelines.objectstore import ObjectStore, ObjectStoreError, open_store
 from pipelines.resources import TracedropResource
 from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
 from schemas.partners import load_partner_registry
@@ -158,3 +159,35 @@ def test_retention_runs_on_its_own_every_day_after_the_export() -> None:
     request = daily_retention(dg.build_schedule_context(scheduled_execution_time=tick))
     assert (daily_retention.cron_schedule, daily_retention.job_name) == ("0 3 * * *", "expire_drops")
     assert request.run_key == "2026-12-03"  # one run per day, however often the tick is evaluated
+
+
+class Failing(Recording):
+    """A destination whose deletes fail (a bucket policy, an outage)."""
+
+    def delete(self, keys) -> None:
+        raise ObjectStoreError(f"{self.url}: delete failed: AccessDenied")
+
+
+def test_a_partition_that_cannot_be_deleted_is_reported_and_retried_while_the_others_go(tmp_path) -> None:
+    drops_url = str(tmp_path / "drops")
+    settings, landing = published_day(tmp_path, drops_url)
+    path = Path(settings.partners_path)
+    path.write_text(path.read_text().replace("TRACEDROP_SALT_BETA\n", "TRACEDROP_SALT_BETA\n    retention_days: 7\n"))
+    registry = load_partner_registry(settings.partners_path)
+    expired = expired_partitions(landing, registry, date.fromisoformat(DT) + timedelta(days=8))
+    assert sorted(e.record.partner_id for e in expired) == ["acme", "beta"]
+
+    def destination(url: str) -> ObjectStore:
+        store = open_store(url)
+        return Failing(store, []) if "partner=beta" in url else store
+
+    report = apply_retention(landing, expired, open_destination=destination)
+    assert [d.record.partner_id for d in report.deleted] == ["acme"]
+    [error] = report.errors
+    assert BETA_PARTITION in error and "AccessDenied" in error
+    assert [r.partner_id for r in all_records(landing)] == ["beta"]  # still recorded: the next run retries it
+    assert [e["partner_id"] for e in read_retention_log(landing)] == ["acme"]
+    retried = apply_retention(
+        landing, expired_partitions(landing, registry, date.fromisoformat(DT) + timedelta(days=8))
+    )
+    assert [d.record.partner_id for d in retried.deleted] == ["beta"] and all_records(landing) == []

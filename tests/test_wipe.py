@@ -15,12 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.delivery.wipe import WipeError, plan_wipe, read_wipes
+from pipelines.delivery.wipe import WipeError, apply_wipe, plan_wipe, read_wipes
 from pipelines.export import day
 from pipelines.export.settings import ExportSettings
 from pipelines.objectstore import ObjectStore, open_store
 from schemas.drop import DROP_SCHEMA, MANIFEST_NAME
 from schemas.landing import PROMPT_DELETED
+from schemas.partners import PartnerRegistry, load_partner_registry
 from tests.landing_builder import (
     ACME_EXPERIMENT,
     ACME_V1,
@@ -74,6 +75,12 @@ def registry_text(drops_url: str, webhook: str) -> str:
     end = partners_yaml(drops_url).index("  - id: beta")
     text = partners_yaml(drops_url)
     return text[:end] + f"    webhook_url: {webhook}\n    webhook_secret_env: TRACEDROP_WEBHOOK_ACME\n" + text[end:]
+
+
+def load_partner_registry_text(tmp_path, text: str) -> PartnerRegistry:
+    path = tmp_path / "partners.yaml"
+    path.write_text(text)
+    return load_partner_registry(path)
 
 
 def drop_rows(drops: ObjectStore, partition: str) -> pl.DataFrame:
@@ -162,28 +169,32 @@ def test_wipe_keeps_rows_and_counts_and_removes_every_body(tmp_path, s3_bucket: 
     assert bodies.get_column("response_body").null_count() == bodies.height
 
 
-def test_lines_are_rewritten_byte_stable_in_any_spelling_and_gzip(tmp_path) -> None:
-    landing = open_store(tmp_path / "landing")
+def test_lines_are_rewritten_byte_stable_in_any_spelling_and_gzip(store: ObjectStore, tmp_path) -> None:
     builder = LandingBuilder.with_default_experiments()
     builder.request(NOON, user="u-1")
     digest = "ab" * 32
     spaced = f'{{"usage_id" : "x-1", "variant_version_id" : "{ACME_V1}", "request_body_sha256" : "{digest}"}}\r\n'
     unreadable = f'{{"variant_version_id": "{ACME_V2}", "request_body_sha256": "{digest}", '
     beta = f'{{"usage_id": "x-2", "variant_version_id": "{BETA_V1}", "request_body_sha256": "{digest}"}}\n'
-    builder.write(landing)
+    builder.write(store)
     key = f"experiment_requests/dt={DT}/part-1.jsonl.gz"
-    landing.put(key, gzip.compress((spaced + unreadable + "\n" + beta).encode()))
+    store.put(key, gzip.compress((spaced + unreadable + "\n" + beta).encode()))
+    wiped = spaced.replace(digest, PROMPT_DELETED) + unreadable.replace(digest, PROMPT_DELETED) + "\n" + beta
 
-    plan = plan_wipe(landing, ACME_EXPERIMENT.upper())  # any case
+    plan = plan_wipe(store, ACME_EXPERIMENT.upper())  # any case
     [edit] = [e for e in plan.edits if e.key == key]
-    new = gzip.decompress(edit.data).decode()
-    assert new == spaced.replace(digest, PROMPT_DELETED) + unreadable.replace(digest, PROMPT_DELETED) + "\n" + beta
-    assert edit.lines == 2 and landing.get(key) != edit.data  # planned, not written
+    assert gzip.decompress(edit.data).decode() == wiped and edit.lines == 2
+    assert gzip.decompress(store.get(key)).decode() != wiped  # planned, not written
+
+    registry = load_partner_registry_text(tmp_path, partners_yaml(str(tmp_path / "drops")))
+    report = apply_wipe(store, plan, registry)
+    assert report.errors == [] and gzip.decompress(store.get(key)).decode() == wiped
+    assert plan_wipe(store, ACME_EXPERIMENT).edits == []  # nothing left to rewrite
 
     escaped = f'{{"usage_id": "x-3", "variant_version_id": "{ACME_V1}", "request_body_sha256": "\\u0061{"b" * 63}"}}\n'
-    landing.put(f"experiment_requests/dt={DT}/part-2.jsonl", escaped.encode())
+    store.put(f"experiment_requests/dt={DT}/part-2.jsonl", escaped.encode())
     with pytest.raises(WipeError, match=r"part-2\.jsonl:1: request_body_sha256"):
-        plan_wipe(landing, ACME_EXPERIMENT)
+        plan_wipe(store, ACME_EXPERIMENT)
 
 
 @pytest.mark.parametrize("experiment", ["00000000-0000-4000-8000-000000000000", "not-an-id"])
