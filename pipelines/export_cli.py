@@ -13,6 +13,7 @@ from pipelines.export.preflight import export_problems
 from pipelines.export.settings import ExportSettings
 from pipelines.instance import dagster_instance
 from pipelines.resources import TracedropResource
+from schemas.config_errors import ConfigError
 
 STEP_ORDER = ("landing_ingest", "export_decisions", "staged_drops", "partner_drops")
 
@@ -86,8 +87,12 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
 def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
     """Exit 0 when every step ran and every check passed, 1 otherwise, 2 (nothing run) on bad input."""
     console = Console()
-    settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
-    problems = export_problems(settings, dt)
+    try:
+        settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
+    except ConfigError as exc:
+        problems = [str(exc)]
+    else:
+        problems = export_problems(settings, dt)
     if problems:
         errors = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
         for problem in problems:
