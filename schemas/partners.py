@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.config_errors import ConfigError, load_yaml_model
+from schemas.config_errors import ConfigError, Versioned, load_yaml_model
 from schemas.settings import secret
 
 PARTNER_REGISTRY_SCHEMA_VERSION = 1
@@ -58,10 +58,11 @@ class Partner(BaseModel):
         return value.encode("utf-8")
 
 
-class PartnerRegistry(BaseModel):
+class PartnerRegistry(Versioned):
     """All partners; an experiment belongs to at most one partner."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    SUPPORTED_VERSIONS = (PARTNER_REGISTRY_SCHEMA_VERSION,)
 
     partners: tuple[Partner, ...] = ()
 
