@@ -5,6 +5,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from pipelines.export.landing_state import days_before
 from pipelines.jobs import export_job
 from pipelines.resources import TracedropResource
 from schemas.settings import RERUN_DAYS
@@ -12,8 +13,8 @@ from schemas.settings import RERUN_DAYS
 
 def days_to_run(scheduled_date: str, rerun_days: int) -> list[str]:
     """Yesterday (relative to the tick) and the ``rerun_days`` days before it, oldest first."""
-    yesterday = date.fromisoformat(scheduled_date) - timedelta(days=1)
-    return [(yesterday - timedelta(days=n)).isoformat() for n in range(rerun_days, -1, -1)]
+    yesterday = (date.fromisoformat(scheduled_date) - timedelta(days=1)).isoformat()
+    return [*days_before(yesterday, rerun_days), yesterday]
 
 
 @dg.schedule(

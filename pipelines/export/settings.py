@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pipelines.delivery.notices import RetryPolicy
 from pipelines.export.landing_state import DEFAULT_FEEDBACK_WINDOW_DAYS
+from pipelines.export.stage import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS
 from schemas import settings as declared
 from schemas.drop import DROP_SCHEMA_VERSION, TARGET_FILE_BYTES
 from schemas.exclusions import EXCLUSIONS_IN_ORDER
@@ -33,8 +34,8 @@ class ExportSettings:
     partners_path: str = str(declared.PARTNERS.default)
     lookback_days: int = int(declared.SESSION_LOOKBACK_DAYS.default)  # type: ignore[arg-type]
     feedback_window_days: int = DEFAULT_FEEDBACK_WINDOW_DAYS
-    batch_rows: int = 1024
-    batch_bytes: int = 32 * 1024 * 1024
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     target_file_bytes: int = TARGET_FILE_BYTES
     only_partner: str | None = None
     lock_wait_seconds: float = float(declared.LOCK_WAIT_SECONDS.default)  # type: ignore[arg-type]
