@@ -37,7 +37,8 @@ def _runs_tagged(context: dg.SensorEvaluationContext, tag: str, value: str) -> l
     job=export_job,
     minimum_interval_seconds=300,
     description="Re-runs a recent day that still owes a partner, or whose inputs changed since it published "
-    "(late files in the day, its feedback window or its rule-7 lookback); retries a failed run up to 5 times.",
+    "(late files in the day, its feedback window or its rule-7 lookback); retries a failed run up to "
+    f"{MAX_RESYNC_ATTEMPTS} times.",
 )
 def late_landing_files(
     context: dg.SensorEvaluationContext, tracedrop: TracedropResource

@@ -13,7 +13,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas.config_errors import ConfigError
 from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS
 
 Value = str | int | float | None
@@ -35,6 +34,8 @@ class Setting:
 
     def parse(self, raw: str, name: str) -> Value:
         """``raw`` as this setting's type; ConfigError naming the variable, the value and what it must be."""
+        from schemas.config_errors import ConfigError  # here: the CLI reads defaults from this module at start-up
+
         text = raw.strip()
         if self.type is str:
             return text
