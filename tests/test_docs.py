@@ -134,7 +134,8 @@ def test_every_drop_column_is_described_in_the_schema_and_in_docs_drop() -> None
     for field in DROP_SCHEMA:
         assert field.metadata and field.metadata[b"description"].strip(), f"{field.name} has no description"
     text = (REPO / "docs" / "drop.md").read_text(encoding="utf-8")
-    assert drop_doc.TABLE.render(text) == text, "docs/drop.md's column table is stale: run python -m schemas.drop_doc"
+    stale = "docs/drop.md's column table is stale: run python -m schemas.drop_doc"
+    assert drop_doc.TABLE.render(text) == text, stale
     for column in DROP_COLUMNS:
         assert f"| `{column.name}` |" in text and column.description.replace("|", "\\|") in text
 
