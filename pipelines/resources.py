@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pipelines.export.settings import ExportSettings
+from pipelines.export.settings import FROM_ENVIRONMENT, ExportSettings
 from schemas import settings as declared
 
 
@@ -44,14 +44,6 @@ class TracedropResource(dg.ConfigurableResource):
         return declared.resolve(setting, getattr(self, setting.field))
 
     def settings(self) -> ExportSettings:
-        """The export settings for this run."""
-        return ExportSettings.from_env(
-            landing_url=self.landing_url,
-            partners_path=self.partners_path,
-            lookback_days=self.lookback_days,
-            lock_wait_seconds=self.lock_wait_seconds,
-            webhook_attempts=self.webhook_attempts,
-            webhook_backoff_seconds=self.webhook_backoff_seconds,
-            stats_min_subjects=self.stats_min_subjects,
-            only_partner=self.only_partner or None,
-        )
+        """The export settings for this run: this resource's fields, empty ones from the environment or defaults."""
+        fields = {setting.field: getattr(self, setting.field) for setting in FROM_ENVIRONMENT}
+        return ExportSettings.from_env(**fields, only_partner=self.only_partner or None)
