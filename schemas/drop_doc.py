@@ -1,6 +1,7 @@
 """The column table of docs/drop.md, generated from DROP_COLUMNS so the docs and the files cannot drift.
 
-``python -m schemas.drop_doc`` rewrites the table between the markers in docs/drop.md (see schemas/doc_tables.py).
+``python -m schemas.drop_doc`` rewrites the table between the markers in docs/drop.md
+(see schemas/doc_tables.py).
 """
 
 from __future__ import annotations
