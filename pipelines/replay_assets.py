@@ -1,8 +1,8 @@
 """The ``replay`` asset group: replay a partner drop against candidates and report, configured by a spec file.
 
-Thin wrappers: the runner (``replay.run_cli``) and the report (``replay.report_cli``) do the work; these
-assets read the spec, call them and show the report's headline figures as typed metadata with a link to the
-HTML.
+Thin wrappers: the runner (``replay.run_cli``) and the report (``replay.report_cli``) do the
+work; these assets read the spec, call them and show the report's headline figures as typed metadata with
+a link to the HTML.
 """
 
 import contextlib
