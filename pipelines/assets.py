@@ -85,3 +85,6 @@ def partner_drops(context: dg.AssetExecutionContext, tracedrop: TracedropResourc
     except day.PublishFailed as exc:
         raise dg.Failure(description=str(exc), metadata=as_metadata(exc.figures)) from None
     return dg.MaterializeResult(metadata=as_metadata(figures))
+
+
+EXPORT_ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops]  # in step order

@@ -6,19 +6,10 @@ import dagster as dg
 
 from pipelines.assets import staged_drops
 from pipelines.export import day
+from pipelines.export.checks import CHECK_DESCRIPTIONS
 from pipelines.resources import TracedropResource
 
-CHECK_DESCRIPTIONS = {
-    "no_production_rows": "Every staged row traces back to a usage row with exactly one experiment request "
-    "for its experiment's public model: no production traffic.",
-    "no_foreign_partner_rows": "Every staged row's experiment is owned by the partition's partner.",
-    "no_forbidden_columns": "No staged file has an identity, cost, upstream or credential column.",
-    "drop_schema": "Every staged file has exactly the drop schema (names, types, nullability).",
-    "counts_reconcile": "Usage lines = exported + excluded + quarantined, and staged rows = exported rows per partner.",
-    "leak_scan": "The redactor's rules in strict mode find nothing in any redacted request or response body.",
-    "own_identifiers": "No body holds its own row's user, machine, IP, organisation, session or turn id.",
-}
-CHECK_NAMES = tuple(CHECK_DESCRIPTIONS)
+CHECK_NAMES = tuple(check.value for check in CHECK_DESCRIPTIONS)
 
 
 # Blocking, so they always run before publishing. A failure that concerns only some partitions has WARN
@@ -27,8 +18,8 @@ CHECK_NAMES = tuple(CHECK_DESCRIPTIONS)
 # A failure that concerns the whole day (counts do not reconcile) has ERROR severity and stops it all.
 @dg.multi_asset_check(
     specs=[
-        dg.AssetCheckSpec(name, asset=staged_drops, blocking=True, description=description)
-        for name, description in CHECK_DESCRIPTIONS.items()
+        dg.AssetCheckSpec(check.value, asset=staged_drops, blocking=True, description=description)
+        for check, description in CHECK_DESCRIPTIONS.items()
     ],
     description=(
         "Traces staged rows to their sources, checks the schema and counts, and leak-scans the text. "

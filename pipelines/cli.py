@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from schemas.settings import LANDING_URL, PARTNERS
+
 app = typer.Typer(
     name="tracedrop",
     help="Partner trace export and replay: strict opt-in export of preview-model traffic, redacted, as Parquet.",
@@ -31,7 +33,7 @@ delivery_app = typer.Typer(
 )
 app.add_typer(delivery_app, name="delivery")
 
-DEFAULT_LANDING = "var/landing"
+DEFAULT_LANDING, DEFAULT_PARTNERS = str(LANDING_URL.default), str(PARTNERS.default)
 
 
 @app.command()
@@ -67,7 +69,7 @@ def validate(
 def export(
     date: Annotated[str, typer.Option(help="The day partition to export, YYYY-MM-DD.")],
     landing: Annotated[str, typer.Option(help="Landing-zone URL.")] = DEFAULT_LANDING,
-    partners: Annotated[str, typer.Option(help="Partner registry YAML.")] = "pipelines/synth/partners.yaml",
+    partners: Annotated[str, typer.Option(help="Partner registry YAML.")] = DEFAULT_PARTNERS,
     partner: Annotated[str | None, typer.Option(help="Export only this partner.")] = None,
 ) -> None:
     """Run the export job (the same one the Dagster UI runs) for one day."""
@@ -224,7 +226,7 @@ def consent_apply(
     landing: Annotated[
         str, typer.Option(help="Landing-zone URL (its opt-outs and publication records).")
     ] = DEFAULT_LANDING,
-    partners: Annotated[str, typer.Option(help="Partner registry YAML (validated).")] = "pipelines/synth/partners.yaml",
+    partners: Annotated[str, typer.Option(help="Partner registry YAML (validated).")] = DEFAULT_PARTNERS,
 ) -> None:
     """Re-publish now every published partition holding a withdrawn subject's rows; exit 0 when none remains."""
     from pipelines.consent_cli import consent_apply_command
@@ -248,7 +250,7 @@ def delivery_resend(
     landing: Annotated[str, typer.Option(help="Landing-zone URL (its dead letters).")] = DEFAULT_LANDING,
     partners: Annotated[
         str, typer.Option(help="Partner registry YAML (current webhook_url, webhook_secret_env).")
-    ] = "pipelines/synth/partners.yaml",
+    ] = DEFAULT_PARTNERS,
 ) -> None:
     """Re-send every dead-lettered notice (same body, same idempotency key); exit 0 when none is left."""
     from pipelines.delivery_cli import delivery_resend_command

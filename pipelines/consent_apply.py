@@ -16,7 +16,10 @@ def apply_from_settings(settings: ExportSettings, run_id: str | None = None) -> 
     store = open_store(settings.landing_url)
     report = apply_consent(store, load_opt_outs(store), run_id, lock_wait_seconds=settings.lock_wait_seconds)
     # delivery (issue #12): tell partners to replace re-published partitions; refresh _stats/
-    delivery = after_publish(store, load_partner_registry(settings.partners_path), consent_republished(report))
+    registry = load_partner_registry(settings.partners_path)
+    delivery = after_publish(
+        store, registry, consent_republished(report), settings.retry_policy, settings.stats_min_subjects
+    )
     return {
         "partitions_changed": len([c for c in report.changes if not c.error]),
         "rows_removed": report.rows_removed,

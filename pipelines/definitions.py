@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.assets import export_decisions, landing_ingest, partner_drops, staged_drops
+from pipelines.assets import EXPORT_ASSETS
 from pipelines.checks import staged_drop_checks
 from pipelines.consent_assets import consent_applied, consent_job
 from pipelines.delivery_assets import daily_retention, delivery_log, drop_retention, retention_job
@@ -14,7 +14,6 @@ from pipelines.resources import TracedropResource
 from pipelines.schedules import daily_export
 from pipelines.sensors import consent_opt_outs, late_landing_files
 
-EXPORT_ASSETS = [landing_ingest, export_decisions, staged_drops, partner_drops]
 EXPORT_CHECKS = [staged_drop_checks]
 
 defs = dg.Definitions(

@@ -9,19 +9,22 @@ from dagster_shared.error import SerializableErrorInfo
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.assets import EXPORT_ASSETS, partner_drops
 from pipelines.export.preflight import export_problems
 from pipelines.export.settings import ExportSettings
 from pipelines.instance import dagster_instance
+from pipelines.jobs import export_job
 from pipelines.resources import TracedropResource
+from schemas.config_errors import ConfigError
 
-STEP_ORDER = ("landing_ingest", "export_decisions", "staged_drops", "partner_drops")
+STEP_ORDER = tuple(asset.key.to_user_string() for asset in EXPORT_ASSETS)
 
 
 def run_export_job(landing: str, partners: str, dt: str, partner: str | None = None) -> dg.ExecuteInProcessResult:
     """Execute the same job the UI runs, for partition ``dt``, on a persistent or temporary instance."""
     from pipelines.definitions import defs
 
-    job = defs.resolve_job_def("export_day")
+    job = defs.resolve_job_def(export_job.name)
     resource = TracedropResource(landing_url=landing, partners_path=partners, only_partner=partner or "")
     with dagster_instance() as instance:
         return job.execute_in_process(
@@ -79,15 +82,19 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
     for name, passed, summary in _check_results(result):
         checks.add_row(name, "[green]passed[/]" if passed else "[red]FAILED[/]", summary)
     console.print(checks)
-    for destination in (steps.get("partner_drops") or {}).get("destinations", []):
+    for destination in (steps.get(partner_drops.key.to_user_string()) or {}).get("destinations", []):
         console.print(f"published {destination}", soft_wrap=True)
 
 
 def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
     """Exit 0 when every step ran and every check passed, 1 otherwise, 2 (nothing run) on bad input."""
     console = Console()
-    settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
-    problems = export_problems(settings, dt)
+    try:
+        settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
+    except ConfigError as exc:
+        problems = [str(exc)]
+    else:
+        problems = export_problems(settings, dt)
     if problems:
         errors = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
         for problem in problems:

@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ENDPOINT_ENV = "TRACEDROP_S3_ENDPOINT_URL"
+from schemas.settings import S3_ENDPOINT_URL, from_environment
+
 TEMP_PREFIX = ".tmp-"
 FILE_MODE, DIR_MODE = 0o644, 0o755
 STALE_TEMP_SECONDS = 3600  # a temporary file this old belongs to a write that was killed, not a running one
@@ -379,7 +380,7 @@ def make_s3_client(endpoint_url: str | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    endpoint = endpoint_url or os.environ.get(ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL") or None
+    endpoint = endpoint_url or from_environment(S3_ENDPOINT_URL) or None
     config = Config(
         retries={"max_attempts": 5, "mode": "standard"},
         s3={"addressing_style": "path"} if endpoint else {},

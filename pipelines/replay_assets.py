@@ -1,18 +1,19 @@
 """The ``replay`` asset group: replay a partner drop against candidates and report, configured by a spec file.
 
-Thin wrappers: the runner (``replay.run_cli``) and the report (``replay.report_cli``) do the work; these assets
-read the spec, call them and show the report's headline figures as typed metadata with a link to the HTML.
+Thin wrappers: the runner (``replay.run_cli``) and the report (``replay.report_cli``) do the
+work; these assets read the spec, call them and show the report's headline figures as typed metadata with
+a link to the HTML.
 """
 
 import contextlib
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from pipelines.resources import setting_field
 from replay.report import SUMMARY_JSON
 from replay.report.gate import parse_gate, violations
 from replay.report_cli import InputError, ReportOutcome, produce_report
@@ -20,9 +21,9 @@ from replay.run_cli import replay_run_command
 from replay.spec import ReplaySpec, load_replay_spec
 from replay.store import load_results
 from schemas.config_errors import ConfigError
+from schemas.settings import REPLAY_SPEC, resolve
 
 GROUP = "replay"
-SPEC_ENV = "TRACEDROP_REPLAY_SPEC"
 HEADLINE_LEVELS = ("error_rate", "similarity", "exact_match", "tool_values", "latency_ms_p50", "missing")
 HEADLINE_DIFFS = ("latency_ms", "error", "output_tokens")
 
@@ -30,13 +31,13 @@ HEADLINE_DIFFS = ("latency_ms", "error", "output_tokens")
 class ReplayResource(dg.ConfigurableResource):
     """Where the replay spec file is; empty falls back to ``TRACEDROP_REPLAY_SPEC`` when a run starts."""
 
-    spec_path: str = ""
+    spec_path: str | None = setting_field(REPLAY_SPEC)
 
     def spec(self) -> ReplaySpec:
         """The validated spec; a Dagster Failure naming the file and fields when it cannot be used."""
-        path = self.spec_path or os.environ.get(SPEC_ENV, "")
+        path = resolve(REPLAY_SPEC, self.spec_path or None)
         if not path:
-            raise dg.Failure(f"no replay spec: set the replay resource's spec_path or {SPEC_ENV}")
+            raise dg.Failure(f"no replay spec: set the replay resource's spec_path or {REPLAY_SPEC.env}")
         try:
             return load_replay_spec(path)
         except ConfigError as exc:

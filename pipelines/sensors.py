@@ -5,7 +5,6 @@ same inputs), and consent is applied again on every tick until no published part
 withdrawn subject. Neither requests a run while one for the same work is queued or running.
 """
 
-import os
 from collections.abc import Iterator
 
 import dagster as dg
@@ -13,13 +12,12 @@ import dagster as dg
 from pipelines.consent_assets import consent_job
 from pipelines.export.consent import ConsentFileError, load_opt_outs, owed
 from pipelines.export.resync import days_due
-from pipelines.export.settings import ExportSettings
 from pipelines.jobs import export_job
 from pipelines.objectstore import open_store
+from pipelines.resources import TracedropResource
 from schemas.partners import load_partner_registry
+from schemas.settings import LATE_DATA_WINDOW_DAYS
 
-LATE_DATA_WINDOW_ENV = "TRACEDROP_LATE_DATA_WINDOW_DAYS"
-DEFAULT_LATE_DATA_WINDOW_DAYS = 14
 MAX_RESYNC_ATTEMPTS = 5
 RESYNC_TAG = "tracedrop/resync"
 CONSENT_TAG = "tracedrop/consent"
@@ -39,14 +37,17 @@ def _runs_tagged(context: dg.SensorEvaluationContext, tag: str, value: str) -> l
     job=export_job,
     minimum_interval_seconds=300,
     description="Re-runs a recent day that still owes a partner, or whose inputs changed since it published "
-    "(late files in the day, its feedback window or its rule-7 lookback); retries a failed run up to 5 times.",
+    "(late files in the day, its feedback window or its rule-7 lookback); retries a failed run up to "
+    f"{MAX_RESYNC_ATTEMPTS} times.",
 )
-def late_landing_files(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+def late_landing_files(
+    context: dg.SensorEvaluationContext, tracedrop: TracedropResource
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
     """Re-run each recent day whose inputs changed since it published (late files in the day, in the feedback
     window after it, or in the rule-7 lookback days before it) or that still owes a partner its partitions."""
-    settings = ExportSettings.from_env()
+    settings = tracedrop.settings()
     in_programme = [p.id for p in load_partner_registry(settings.partners_path).partners if p.eval_program]
-    window = int(os.environ.get(LATE_DATA_WINDOW_ENV, DEFAULT_LATE_DATA_WINDOW_DAYS))
+    window = tracedrop.value(LATE_DATA_WINDOW_DAYS)
     store = open_store(settings.landing_url)
     for dt, fingerprint in days_due(store, in_programme, settings.lookback_days, window, settings.feedback_window_days):
         key = f"{dt}:{fingerprint[:16]}"
@@ -65,10 +66,12 @@ def late_landing_files(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRe
     description="Runs consent_apply while any published partition holds a withdrawn user's or machine's rows, "
     "every tick until it succeeds.",
 )
-def consent_opt_outs(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+def consent_opt_outs(
+    context: dg.SensorEvaluationContext, tracedrop: TracedropResource
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
     """While any published partition holds a withdrawn subject's rows, run `consent_apply` (again each tick
     until it succeeds)."""
-    store = open_store(ExportSettings.from_env().landing_url)
+    store = open_store(tracedrop.settings().landing_url)
     try:
         opt_outs = load_opt_outs(store)
     except ConsentFileError as exc:

@@ -6,7 +6,6 @@ the fix.  API keys are read from environment variables named here; their values 
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +15,7 @@ from urllib.parse import urlparse
 import yaml
 
 from replay.plan import AA, RESERVED_ARMS, Arm, Endpoint
+from schemas.settings import secret
 
 ENV_SUFFIX = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -90,7 +90,7 @@ def check_numbers(options: RunOptions) -> None:
 
 
 def _key_env(option: str, name: str | None, dry_run: bool) -> str | None:
-    if name is not None and not dry_run and not os.environ.get(name):
+    if name is not None and not dry_run and not secret(name):
         raise InputError(f"{option}: environment variable {name} is not set; export it with the API key")
     return name
 

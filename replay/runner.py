@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import signal
 import threading
@@ -28,6 +27,7 @@ from replay.completion import completion_fields
 from replay.plan import Endpoint, request_bytes
 from replay.ratelimit import EndpointLimiter, backoff_delay, retry_after
 from replay.store import ResultsWriter
+from schemas.settings import secret
 
 READ_BUFFER_BYTES = 1 << 20  # an event-stream line may be long (a whole tool call's arguments)
 
@@ -76,7 +76,7 @@ class RunTally:
 def _headers(endpoint: Endpoint) -> dict[str, str]:
     headers = {"content-type": "application/json"}
     if endpoint.api_key_env:
-        headers["authorization"] = f"Bearer {os.environ[endpoint.api_key_env]}"
+        headers["authorization"] = f"Bearer {secret(endpoint.api_key_env)}"
     return headers
 
 

@@ -1,6 +1,7 @@
 """The replay spec file: the options of ``tracedrop replay run`` and ``replay report`` as YAML.
 
 ```yaml
+schema_version: 1
 run:      # every option of `tracedrop replay run`, snake_case (candidates as a list or comma-separated)
   drops: var/demo/drops
   candidates: [stub-close, stub-terse]
@@ -25,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, create_model, field_validator
 
 from replay.report_cli import ReportOptions
 from replay.run_options import RunOptions
-from schemas.config_errors import load_yaml_model
+from schemas.config_errors import Versioned, load_yaml_model
 
 STRICT = ConfigDict(extra="forbid")
+REPLAY_SPEC_SCHEMA_VERSION = 1
 
 
 def _fields(options: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -59,10 +61,11 @@ RunSpec = create_model("RunSpec", __base__=_RunBase, **_fields(RunOptions))
 ReportSpec = create_model("ReportSpec", __config__=STRICT, **_fields(ReportOptions, skip=("results",)))
 
 
-class ReplaySpecFile(BaseModel):
+class ReplaySpecFile(Versioned):
     """The spec file as a whole."""
 
     model_config = STRICT
+    SUPPORTED_VERSIONS = (REPLAY_SPEC_SCHEMA_VERSION,)
     run: RunSpec  # type: ignore[valid-type]
     report: ReportSpec  # type: ignore[valid-type]
 

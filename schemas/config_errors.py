@@ -6,7 +6,7 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -16,6 +16,27 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and every bad field."""
+
+
+class Versioned(BaseModel):
+    """The top level of a configuration file: its ``schema_version`` (missing: 1, as files written before
+    versions were) and the versions this tracedrop reads, checked before any other key."""
+
+    SUPPORTED_VERSIONS: ClassVar[tuple[int, ...]] = (1,)
+    schema_version: int = 1
+
+
+def check_version(data: object, model: type[BaseModel], source: str) -> None:
+    """ConfigError naming the file and the versions read when ``data``'s ``schema_version`` is not one of them."""
+    if not (issubclass(model, Versioned) and isinstance(data, dict)):
+        return
+    version = data.get("schema_version", 1)
+    if type(version) is not int or version not in model.SUPPORTED_VERSIONS:
+        supported = ", ".join(str(v) for v in model.SUPPORTED_VERSIONS)
+        raise ConfigError(
+            f"{source}: schema_version {version!r} is not supported (this tracedrop reads version {supported}); "
+            "use a tracedrop that knows it, or write the file in a supported version"
+        )
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -112,7 +133,8 @@ def load_yaml_model(path: str | Path, model: type[ModelT]) -> ModelT:
 
 
 def validate_model(data: object, model: type[ModelT], source: str) -> ModelT:
-    """Validate already-parsed data as ``model``, naming ``source`` in any error."""
+    """Validate already-parsed data as ``model``, naming ``source`` in any error (an unknown version first)."""
+    check_version(data, model, source)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

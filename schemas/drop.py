@@ -217,8 +217,6 @@ DROP_SCHEMA = pa.schema(
     metadata={b"schema_version": str(DROP_SCHEMA_VERSION).encode(), b"record_type": b"partner_drop"},
 )
 
-DROP_SORT_KEYS = ("session_id", "created_at")
-
 # Columns (or column-name fragments) that must never appear in a drop: identities, cost, upstream
 # location and anything credential-like.  The asset check and the tests use this list.
 FORBIDDEN_COLUMNS = (

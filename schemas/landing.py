@@ -182,7 +182,6 @@ RECORD_TYPES: dict[str, RecordType] = {
 
 PROMPTS_PREFIX = "prompts"
 RESPONSES_PREFIX = "responses"
-QUARANTINE_PREFIX = "_tracedrop/quarantine"
 
 
 def is_secret_field_name(name: str) -> bool:

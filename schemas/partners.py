@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -10,7 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.config_errors import ConfigError, load_yaml_model
+from schemas.config_errors import ConfigError, Versioned, load_yaml_model
+from schemas.settings import secret
 
 PARTNER_REGISTRY_SCHEMA_VERSION = 1
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -50,8 +50,7 @@ class Partner(BaseModel):
 
     def salt(self, environ: dict[str, str] | None = None) -> bytes:
         """The partner's pseudonymisation secret from its environment variable; error if unset."""
-        env = os.environ if environ is None else environ
-        value = env.get(self.subject_salt_env, "")
+        value = secret(self.subject_salt_env, environ)
         if not value:
             raise ConfigError(
                 f"partner {self.id!r}: environment variable {self.subject_salt_env} (subject_salt_env) "
@@ -60,10 +59,11 @@ class Partner(BaseModel):
         return value.encode("utf-8")
 
 
-class PartnerRegistry(BaseModel):
+class PartnerRegistry(Versioned):
     """All partners; an experiment belongs to at most one partner."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    SUPPORTED_VERSIONS = (PARTNER_REGISTRY_SCHEMA_VERSION,)
 
     partners: tuple[Partner, ...] = ()
 
@@ -94,10 +94,9 @@ class PartnerRegistry(BaseModel):
 
     def check_distinct_salts(self, environ: dict[str, str] | None = None) -> None:
         """ConfigError when two partners' salts (those that are set) have the same value at run time."""
-        env = os.environ if environ is None else environ
         seen: dict[str, Partner] = {}
         for partner in self.partners:
-            value = env.get(partner.subject_salt_env, "")
+            value = secret(partner.subject_salt_env, environ)
             if not value:
                 continue
             if value in seen:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.config_errors import load_yaml_model
+from schemas.config_errors import Versioned, load_yaml_model
 from schemas.partners import ENV_NAME_PATTERN
 
 PROXY_CONFIG_SCHEMA_VERSION = 1
@@ -88,8 +88,10 @@ class Client(_Strict):
     user_id: str = Field(min_length=1)
 
 
-class ProxyConfig(_Strict):
+class ProxyConfig(_Strict, Versioned):
     """Everything the proxy routes by."""
+
+    SUPPORTED_VERSIONS = (PROXY_CONFIG_SCHEMA_VERSION,)
 
     trust_forwarded_for: bool = False
     clients: tuple[Client, ...] = ()

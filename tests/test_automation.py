@@ -18,7 +18,9 @@ from tests.landing_builder import ACME_V1, DT, NOON, LandingBuilder, partners_ya
 
 def test_the_daily_schedule_exports_yesterday_and_reruns_the_days_before(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACEDROP_RERUN_DAYS", "2")
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 5, 2, tzinfo=UTC))
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 5, 2, tzinfo=UTC), resources={"tracedrop": TracedropResource()}
+    )
     requests = list(daily_export(context))
     assert [r.partition_key for r in requests] == ["2026-11-02", "2026-11-03", "2026-11-04"]
     assert len({r.run_key for r in requests}) == 3
@@ -43,7 +45,9 @@ def test_sensors_rerun_late_days_and_apply_consent_until_no_withdrawn_row_is_pub
     assert dg.materialize(assets, partition_key=DT, resources={"tracedrop": TracedropResource()}).success
 
     def run_requests(sensor: dg.SensorDefinition) -> list[dg.RunRequest]:
-        context = dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral())
+        context = dg.build_sensor_context(
+            instance=dg.DagsterInstance.ephemeral(), resources={"tracedrop": TracedropResource()}
+        )
         return [r for r in sensor(context) if isinstance(r, dg.RunRequest)]
 
     assert run_requests(late_landing_files) == []

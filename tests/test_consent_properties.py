@@ -58,7 +58,8 @@ class Scenario:
     def export(self, failure: str | None = None) -> None:
         with ExitStack() as stack:
             if failure == "stage":
-                stack.enter_context(mock.patch("pipelines.export.day.stage_day", side_effect=OSError("disk full")))
+                disk_full = OSError("disk full")
+                stack.enter_context(mock.patch("pipelines.export.day.stage_day", side_effect=disk_full))
             elif failure == "publish":
                 original = LocalStore.put
 

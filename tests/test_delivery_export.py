@@ -76,7 +76,7 @@ def test_notices_and_stats_follow_every_publish(s3_bucket: str, tmp_path, receiv
     landing, drops = open_store(landing_url), open_store(drops_url)
     registry = tmp_path / "partners.yaml"
     registry.write_text(with_webhook(partners_yaml(drops_url), receiver.url))
-    settings = ExportSettings(landing_url=landing_url, partners_path=str(registry), lock_wait_seconds=5)
+    settings = ExportSettings.from_env(landing_url=landing_url, partners_path=str(registry), lock_wait_seconds=5)
     builder = day_of_traffic()
     builder.write(landing)
 

@@ -17,8 +17,9 @@ import pytest
 
 from pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
 from pipelines.delivery.stats_page import render_stats_page
-from pipelines.delivery.stats_publish import min_subjects_from_env, publish_stats
+from pipelines.delivery.stats_publish import publish_stats
 from pipelines.export.publish import Part, replace_partition
+from pipelines.export.settings import ExportSettings
 from pipelines.objectstore import open_store
 from schemas.config_errors import ConfigError
 from schemas.drop import DROP_SCHEMA
@@ -194,11 +195,11 @@ def test_no_row_level_value_reaches_the_json_or_the_page(truth: list[dict], docu
 
 
 def test_k_comes_from_the_environment_and_must_be_a_positive_whole_number() -> None:
-    assert min_subjects_from_env({}) == 5
-    assert min_subjects_from_env({"TRACEDROP_STATS_MIN_SUBJECTS": "10"}) == 10
+    assert ExportSettings.from_env({}).stats_min_subjects == 5
+    assert ExportSettings.from_env({"TRACEDROP_STATS_MIN_SUBJECTS": "10"}).stats_min_subjects == 10
     for bad in ("0", "-2", "five"):
         with pytest.raises(ConfigError, match="TRACEDROP_STATS_MIN_SUBJECTS"):
-            min_subjects_from_env({"TRACEDROP_STATS_MIN_SUBJECTS": bad})
+            ExportSettings.from_env({"TRACEDROP_STATS_MIN_SUBJECTS": bad})
 
 
 def test_an_experiment_with_no_rows_has_empty_stats() -> None:

@@ -134,19 +134,21 @@ def test_every_drop_column_is_described_in_the_schema_and_in_docs_drop() -> None
     for field in DROP_SCHEMA:
         assert field.metadata and field.metadata[b"description"].strip(), f"{field.name} has no description"
     text = (REPO / "docs" / "drop.md").read_text(encoding="utf-8")
-    assert drop_doc.render(text) == text, "docs/drop.md's column table is stale: run python -m schemas.drop_doc"
+    stale = "docs/drop.md's column table is stale: run python -m schemas.drop_doc"
+    assert drop_doc.TABLE.render(text) == text, stale
     for column in DROP_COLUMNS:
         assert f"| `{column.name}` |" in text and column.description.replace("|", "\\|") in text
 
 
 def test_the_column_table_is_regenerated_between_its_markers() -> None:
-    stale = f"intro\n{drop_doc.BEGIN}\n| old table |\n{drop_doc.END}\noutro\n"
-    fresh = drop_doc.render(stale)
-    assert fresh.startswith("intro\n") and fresh.endswith(f"{drop_doc.END}\noutro\n")
+    table = drop_doc.TABLE
+    stale = f"intro\n{table.begin}\n| old table |\n{table.end}\noutro\n"
+    fresh = table.render(stale)
+    assert fresh.startswith("intro\n") and fresh.endswith(f"{table.end}\noutro\n")
     assert "| old table |" not in fresh and "| `request_kind` |" in fresh
-    assert drop_doc.render(fresh) == fresh
+    assert table.render(fresh) == fresh
     with pytest.raises(ValueError, match="markers are missing"):
-        drop_doc.render("no markers here")
+        table.render("no markers here")
 
 
 def yaml_keys(node: object, prefix: str = "") -> Iterator[str]:
@@ -175,7 +177,8 @@ def test_the_dagster_instance_file_and_resources_are_in_docs_configuration() -> 
     text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     instance = yaml.safe_load((REPO / "pipelines" / "dagster.yaml").read_text(encoding="utf-8"))
     keys = [k for k in yaml_keys(instance) if k.count(".") < 3]  # below that: the values of one limit
-    resources = [*TracedropResource.model_fields, *ReplayResource.model_fields]
+    resources = [*(f"tracedrop.{f}" for f in TracedropResource.model_fields)]
+    resources += [f"replay.{f}" for f in ReplayResource.model_fields]
     missing = [k for k in [*keys, *resources] if f"`{k}`" not in text and f"`{k}." not in text]
     assert not missing, f"docs/configuration.md does not document: {missing}"
 

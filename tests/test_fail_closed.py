@@ -25,6 +25,7 @@ from pipelines.export.resync import days_due, load_day_record
 from pipelines.export.settings import ExportSettings
 from pipelines.instance import INSTANCE_CONFIG
 from pipelines.objectstore import LocalStore, open_store
+from pipelines.resources import TracedropResource
 from pipelines.sensors import RESYNC_TAG, late_landing_files
 from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
 from schemas.exclusions import Exclusion
@@ -405,17 +406,16 @@ def test_a_late_file_reruns_every_published_day_whose_lookback_covers_it(world: 
     assert [dt for dt, _ in days_due(world.store, ["acme", "beta"], 7, 14, 7)] == [DT, NEXT_DAY]
 
 
-def test_a_failed_sensor_launched_run_is_retried(world: World, monkeypatch) -> None:
-    monkeypatch.setenv("TRACEDROP_LANDING_URL", world.landing)
-    monkeypatch.setenv("TRACEDROP_PARTNERS", str(world.registry))
+def test_a_failed_sensor_launched_run_is_retried(world: World) -> None:
     assert world.export().exit_code == 0
     world.store.put(f"usage/dt={DT}/late.jsonl", b"")
     instance = dg.DagsterInstance.ephemeral()
-    (first,) = late_landing_files(dg.build_sensor_context(instance=instance))
+    resources = {"tracedrop": TracedropResource(landing_url=world.landing, partners_path=str(world.registry))}
+    (first,) = late_landing_files(dg.build_sensor_context(instance=instance, resources=resources))
     instance.add_run(
         dg.DagsterRun(job_name="export_day", run_id="failed-1", tags=first.tags, status=dg.DagsterRunStatus.FAILURE)
     )
-    (again,) = late_landing_files(dg.build_sensor_context(instance=instance))
+    (again,) = late_landing_files(dg.build_sensor_context(instance=instance, resources=resources))
     assert isinstance(again, dg.RunRequest) and again.run_key != first.run_key
     assert again.tags[RESYNC_TAG] == first.tags[RESYNC_TAG] and again.partition_key == DT
 

@@ -13,10 +13,9 @@ from typing import Any
 
 from pipelines.delivery.notices import Reason, RetryPolicy, Sender
 from pipelines.delivery.notify import notify_published
-from pipelines.delivery.stats_publish import min_subjects_from_env, publish_stats
+from pipelines.delivery.stats_publish import publish_stats
 from pipelines.export.consent import ConsentReport
 from pipelines.objectstore import ObjectStore
-from schemas.config_errors import ConfigError
 from schemas.partners import PartnerRegistry
 
 
@@ -44,18 +43,18 @@ def consent_republished(report: ConsentReport) -> list[Published]:
 
 
 def after_publish(
-    store: ObjectStore, registry: PartnerRegistry, published: list[Published], sender: Sender | None = None
+    store: ObjectStore,
+    registry: PartnerRegistry,
+    published: list[Published],
+    policy: RetryPolicy,
+    min_subjects: int,
+    sender: Sender | None = None,
 ) -> dict[str, Any]:
     """Notify each partner of its published partitions and refresh each experiment's ``_stats/``; figures out."""
     statuses: Counter[str] = Counter()
     errors: list[str] = []
     partners = {p.id: p for p in registry.partners}
-    if sender is None:
-        try:
-            sender = Sender()
-        except ConfigError as exc:  # a bad retry setting: reported, and the notices go out with the defaults
-            errors.append(f"{exc}; the default retry policy was used")
-            sender = Sender(policy=RetryPolicy())
+    sender = sender or Sender(policy=policy)
     for item in published:
         partner = partners.get(item.partner_id)
         if partner is None:  # a partner that left the registry: no webhook is known any more
@@ -71,10 +70,6 @@ def after_publish(
             if outcome.error:
                 errors.append(f"{item.url}: notice dead-lettered: {outcome.error}")
     pages = []
-    try:
-        min_subjects = min_subjects_from_env()
-    except ConfigError as exc:
-        return {"notices": dict(statuses), "stats_pages": pages, "delivery_errors": [*errors, str(exc)]}
     for experiment_url, item in {i.experiment_url: i for i in published}.items():
         try:
             pages.append(publish_stats(store, experiment_url, item.partner_id, item.experiment_id, min_subjects))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -21,8 +20,8 @@ from enum import StrEnum
 
 import httpx
 
-from schemas.config_errors import ConfigError
 from schemas.drop import MANIFEST_NAME, drop_partition_path
+from schemas.settings import WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF_SECONDS, from_environment
 
 SIGNATURE_HEADER = "X-Tracedrop-Signature"
 TIMESTAMP_HEADER = "X-Tracedrop-Timestamp"
@@ -145,30 +144,22 @@ class HttpxPost:
         return self._client.post(url, content=body, headers=headers, timeout=timeout).status_code
 
 
-ATTEMPTS_ENV, BACKOFF_ENV = "TRACEDROP_WEBHOOK_ATTEMPTS", "TRACEDROP_WEBHOOK_BACKOFF_SECONDS"
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter: try n waits base·2^(n-1), capped, times a factor in [0.5, 1.5)."""
 
-    attempts: int = 5
-    base_seconds: float = 1.0
+    attempts: int = int(WEBHOOK_ATTEMPTS.default)  # type: ignore[arg-type]
+    base_seconds: float = float(WEBHOOK_BACKOFF_SECONDS.default)  # type: ignore[arg-type]
     max_seconds: float = 60.0
     timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RetryPolicy:
-        """``TRACEDROP_WEBHOOK_ATTEMPTS`` (default 5) and ``TRACEDROP_WEBHOOK_BACKOFF_SECONDS`` (default 1)."""
-        env = os.environ if environ is None else environ
-        try:
-            attempts = int(env.get(ATTEMPTS_ENV) or cls.attempts)
-            base = float(env.get(BACKOFF_ENV) or cls.base_seconds)
-        except ValueError as exc:
-            raise ConfigError(f"{ATTEMPTS_ENV} / {BACKOFF_ENV}: not a number ({exc})") from None
-        if attempts < 1 or base < 0:
-            raise ConfigError(f"{ATTEMPTS_ENV} must be at least 1 and {BACKOFF_ENV} at least 0")
-        return cls(attempts=attempts, base_seconds=base)
+        """``TRACEDROP_WEBHOOK_ATTEMPTS`` and ``TRACEDROP_WEBHOOK_BACKOFF_SECONDS``; ConfigError when one is bad."""
+        return cls(
+            attempts=from_environment(WEBHOOK_ATTEMPTS, environ),  # type: ignore[arg-type]
+            base_seconds=from_environment(WEBHOOK_BACKOFF_SECONDS, environ),  # type: ignore[arg-type]
+        )
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)) * rng.uniform(0.5, 1.5)

@@ -9,7 +9,6 @@ partner's ``webhook_secret_env`` variable and is never logged or stored.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 from pipelines.delivery.dead_letters import (
@@ -27,6 +26,7 @@ from pipelines.objectstore import ObjectStore, open_store
 from schemas.config_errors import ConfigError
 from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
 from schemas.partners import Partner, PartnerRegistry
+from schemas.settings import secret
 
 UNCHANGED = "unchanged"  # the partition's content is what its last notice announced: nothing to send
 
@@ -43,9 +43,8 @@ class Outcome:
 
 def webhook_secret(partner: Partner, environ: dict[str, str] | None = None) -> bytes:
     """The partner's signing secret; ConfigError naming the variable when it is not set."""
-    env = os.environ if environ is None else environ
     name = partner.webhook_secret_env
-    value = env.get(name, "") if name else ""
+    value = secret(name, environ) if name else ""
     if not value:
         where = f"environment variable {name} (webhook_secret_env) is not set" if name else "no webhook_secret_env"
         raise ConfigError(f"partner {partner.id!r}: {where}; notices are signed with it")

@@ -16,7 +16,9 @@ from typing import Any
 
 import polars as pl
 
-DEFAULT_MIN_SUBJECTS = 5
+from schemas.settings import STATS_MIN_SUBJECTS
+
+DEFAULT_MIN_SUBJECTS = int(STATS_MIN_SUBJECTS.default)  # type: ignore[arg-type]
 STATS_COLUMNS = (
     "variant_id",
     "variant_label",

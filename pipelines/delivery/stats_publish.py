@@ -10,35 +10,22 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.delivery.notices import manifest_content_sha256
-from pipelines.delivery.stats import DEFAULT_MIN_SUBJECTS, STATS_COLUMNS, experiment_stats
+from pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
 from pipelines.delivery.stats_page import render_stats_page
 from pipelines.export.internal_area import stats_rows_key
 from pipelines.export.publish import utc_now_text
 from pipelines.objectstore import ObjectStore, open_store, read_parquet, write_parquet
-from schemas.config_errors import ConfigError
 from schemas.drop import DROP_SCHEMA, MANIFEST_NAME, SUCCESS_NAME
 
 STATS_DIR = "_stats"
 STATS_JSON = f"{STATS_DIR}/stats.json"
 STATS_HTML = f"{STATS_DIR}/index.html"
-MIN_SUBJECTS_ENV = "TRACEDROP_STATS_MIN_SUBJECTS"
-
-
-def min_subjects_from_env(environ: dict[str, str] | None = None) -> int:
-    """k of the small-cell rule from ``TRACEDROP_STATS_MIN_SUBJECTS`` (default 5); ConfigError if not an int ≥ 1."""
-    raw = (os.environ if environ is None else environ).get(MIN_SUBJECTS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MIN_SUBJECTS
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{MIN_SUBJECTS_ENV}={raw!r}: must be a whole number of subjects, at least 1")
-    return int(raw)
 
 
 def published_rows(experiment: ObjectStore, cache: ObjectStore, partner_id: str, experiment_id: str) -> pl.DataFrame:

@@ -29,6 +29,20 @@ class Redacts(Protocol):
 Counts = list[dict[str, Any]]  # [{"type": ..., "count": ...}] per row, as the redactor reports them
 
 
+def merge_counts(*counts: Counts | None) -> Counter[str]:
+    """Several texts' redaction counts summed per type."""
+    total: Counter[str] = Counter()
+    for items in counts:
+        for item in items or ():
+            total[item["type"]] += item["count"]
+    return total
+
+
+def count_items(total: Counter[str]) -> Counts:
+    """Counts per type as the redactor reports them: ``{type, count}`` items sorted by type, zeros left out."""
+    return [{"type": k, "count": v} for k, v in sorted(total.items()) if v]
+
+
 @dataclass
 class RedactedBodies:
     texts: pl.Series
@@ -93,9 +107,5 @@ def redact_bodies(redactor: Redacts, texts: pl.Series, sessions: pl.Series) -> R
             out_counts.append([])
             continue
         out_texts.append("".join(part_texts[t] if isinstance(t, int) else t for t in template))
-        total: Counter[str] = Counter()
-        for ref in (t for t in template if isinstance(t, int)):
-            for item in part_counts[ref] or ():
-                total[item["type"]] += item["count"]
-        out_counts.append([{"type": k, "count": v} for k, v in sorted(total.items())])
+        out_counts.append(count_items(merge_counts(*(part_counts[t] for t in template if isinstance(t, int)))))
     return RedactedBodies(pl.Series(out_texts, dtype=pl.String), out_counts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import polars as pl
 import pyarrow as pa
@@ -24,6 +25,30 @@ from pipelines.export.own_identifiers import (
 from pipelines.objectstore import ObjectStore, sha256_hex
 from schemas.drop import DROP_SCHEMA, forbidden_columns_in
 
+
+class Check(StrEnum):
+    """The blocking checks' names (the Dagster asset checks of staged_drops)."""
+
+    NO_PRODUCTION_ROWS = "no_production_rows"
+    NO_FOREIGN_PARTNER_ROWS = "no_foreign_partner_rows"
+    NO_FORBIDDEN_COLUMNS = "no_forbidden_columns"
+    DROP_SCHEMA = "drop_schema"
+    COUNTS_RECONCILE = "counts_reconcile"
+    LEAK_SCAN = "leak_scan"
+    OWN_IDENTIFIERS = "own_identifiers"
+
+
+CHECK_DESCRIPTIONS = {
+    Check.NO_PRODUCTION_ROWS: "Every staged row traces back to a usage row with exactly one experiment request "
+    "for its experiment's public model: no production traffic.",
+    Check.NO_FOREIGN_PARTNER_ROWS: "Every staged row's experiment is owned by the partition's partner.",
+    Check.NO_FORBIDDEN_COLUMNS: "No staged file has an identity, cost, upstream or credential column.",
+    Check.DROP_SCHEMA: "Every staged file has exactly the drop schema (names, types, nullability).",
+    Check.COUNTS_RECONCILE: "Usage lines = exported + excluded + quarantined, and staged rows = exported rows per "
+    "partner.",
+    Check.LEAK_SCAN: "The redactor's rules in strict mode find nothing in any redacted request or response body.",
+    Check.OWN_IDENTIFIERS: "No body holds its own row's user, machine, IP, organisation, session or turn id.",
+}
 MAX_LISTED = 10
 ANY_EXPERIMENT = "*"
 PartitionKey = tuple[str, str]  # (partner_id, experiment_id); experiment "*" stands for all of a partner's
@@ -60,10 +85,11 @@ class CheckOutcome:
 
 
 def outcome(
-    name: str, problems: list[str], blocked: set[PartitionKey] | None = None, **figures: int | str
+    name: Check, problems: list[str], blocked: set[PartitionKey] | None = None, **figures: int | str
 ) -> CheckOutcome:
     """A verdict; problems with no ``blocked`` partitions named hold back the whole day (fail closed)."""
-    return CheckOutcome(name, not problems, problems, dict(figures), blocked or set(), bool(problems) and not blocked)
+    blocks_all = bool(problems) and not blocked
+    return CheckOutcome(name.value, not problems, problems, dict(figures), blocked or set(), blocks_all)
 
 
 def iter_staged_tables(
@@ -94,14 +120,14 @@ def check_schema(schemas: dict[str, pa.Schema], partition_of: dict[str, Partitio
     version = DROP_SCHEMA.metadata[b"schema_version"].decode()
     bad = [key for key, schema in schemas.items() if not schema.remove_metadata().equals(DROP_SCHEMA.remove_metadata())]
     problems = [f"{key}: schema differs from the drop schema v{version}" for key in bad]
-    return outcome("drop_schema", problems, {partition_of[key] for key in bad}, files=len(schemas))
+    return outcome(Check.DROP_SCHEMA, problems, {partition_of[key] for key in bad}, files=len(schemas))
 
 
 def check_forbidden_columns(schemas: dict[str, pa.Schema], partition_of: dict[str, PartitionKey]) -> CheckOutcome:
     """No staged file carries an identity, cost, upstream or credential column."""
     bad = [key for key, schema in schemas.items() if forbidden_columns_in(schema)]
     problems = [f"{key}: {', '.join(forbidden_columns_in(schemas[key]))}" for key in bad]
-    return outcome("no_forbidden_columns", problems, {partition_of[key] for key in bad}, files=len(schemas))
+    return outcome(Check.NO_FORBIDDEN_COLUMNS, problems, {partition_of[key] for key in bad}, files=len(schemas))
 
 
 def check_rows_trace_to_own_preview_traffic(
@@ -152,7 +178,7 @@ def check_rows_trace_to_own_preview_traffic(
     )
     return (
         outcome(
-            "no_production_rows",
+            Check.NO_PRODUCTION_ROWS,
             [
                 f"request {r['request_id']} (usage {r['usage_id']}) is not preview traffic"
                 for r in production.iter_rows(named=True)
@@ -161,7 +187,7 @@ def check_rows_trace_to_own_preview_traffic(
             rows=traced.height,
         ),
         outcome(
-            "no_foreign_partner_rows",
+            Check.NO_FOREIGN_PARTNER_ROWS,
             [
                 f"request {r['request_id']} in partner={r['partition_partner']} "
                 f"belongs to experiment {r['source_experiment']}"
@@ -191,7 +217,7 @@ def check_counts_reconcile(accounts: dict, staged_rows_by_partner: dict[str, int
     }
     if lines != exported + excluded + quarantined:
         day = f"{lines} usage lines != {exported} exported + {excluded} excluded + {quarantined} quarantined"
-        return outcome("counts_reconcile", [day], **figures)
+        return outcome(Check.COUNTS_RECONCILE, [day], **figures)
     off = {
         partner_id: count
         for partner_id, count in accounts["exported"].items()
@@ -201,7 +227,7 @@ def check_counts_reconcile(accounts: dict, staged_rows_by_partner: dict[str, int
         f"partner {partner_id}: {staged_rows_by_partner.get(partner_id, 0)} staged rows != {count} exported"
         for partner_id, count in off.items()
     ]
-    return outcome("counts_reconcile", problems, {(p, ANY_EXPERIMENT) for p in off}, **figures)
+    return outcome(Check.COUNTS_RECONCILE, problems, {(p, ANY_EXPERIMENT) for p in off}, **figures)
 
 
 def check_leak_scan(
@@ -235,7 +261,7 @@ def check_leak_scan(
             problems += found
             if found:
                 blocked.add(partition_of[key])
-    return outcome("leak_scan", problems, blocked, bytes_scanned=scanned)
+    return outcome(Check.LEAK_SCAN, problems, blocked, bytes_scanned=scanned)
 
 
 def check_own_identifiers(
@@ -279,4 +305,4 @@ def check_own_identifiers(
                     request_id = traced.get_column("request_id")[index]
                     problems.append(f"{key}: request {request_id} {column} holds its own {', '.join(held)}")
                     blocked.add(partition_of[key])
-    return outcome("own_identifiers", problems, blocked, rows=rows)
+    return outcome(Check.OWN_IDENTIFIERS, problems, blocked, rows=rows)

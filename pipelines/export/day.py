@@ -535,7 +535,9 @@ def publish(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
         _clean_superseded_runs(store, area)
     # delivery (issue #12): notices and _stats/ after the lock; never fails or undoes the publish
     done = [Published(p["key"][0], p["key"][1], str(p["url"]), p["reason"]) for p in published]  # type: ignore[index]
-    delivery = after_publish(store, registry, done + consent_republished(consent))
+    delivery = after_publish(
+        store, registry, done + consent_republished(consent), settings.retry_policy, settings.stats_min_subjects
+    )
     figures = {
         "partitions": len(published),
         "rows": sum(int(p["rows"]) for p in published),  # type: ignore[call-overload]

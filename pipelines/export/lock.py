@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 from pipelines.export.internal_area import lock_key
 from pipelines.objectstore import ObjectNotFound, ObjectStore
+from schemas.settings import LOCK_WAIT_SECONDS
 
-DEFAULT_WAIT_SECONDS = 300.0
+DEFAULT_WAIT_SECONDS = float(LOCK_WAIT_SECONDS.default)  # type: ignore[arg-type]
 DEFAULT_LEASE_SECONDS = 3600.0
 POLL_SECONDS = 0.5
 

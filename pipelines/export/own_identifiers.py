@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from pipelines.export.body_parts import Counts
+from pipelines.export.body_parts import Counts, count_items
 from pipelines.redaction.placeholders import redacted
 
 MIN_IDENTIFIER_CHARS = 6
@@ -223,5 +223,5 @@ def replace_own_identifiers(texts: pl.Series, rows: pl.DataFrame) -> Replaced:
             text, count = replace_verbatim(text, needle, target)
             total[kind] += count
         rewritten.append(text)
-        counts[position] = [{"type": k, "count": v} for k, v in sorted(total.items()) if v]
+        counts[position] = count_items(total)
     return Replaced(texts.clone().scatter(hits, rewritten), counts)

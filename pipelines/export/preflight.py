@@ -7,7 +7,6 @@ could be exported at all; otherwise that partner fails on its own and the others
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 
 from pipelines.export.consent import ConsentFileError, load_opt_outs
@@ -17,6 +16,7 @@ from pipelines.objectstore import ObjectStoreError, open_store
 from schemas.config_errors import ConfigError
 from schemas.landing import USAGE
 from schemas.partners import Partner, load_partner_registry
+from schemas.settings import secret
 
 
 def last_day() -> str:
@@ -59,7 +59,7 @@ def _partner_problems(settings: ExportSettings) -> tuple[list[str], list[Partner
         registry.check_distinct_salts()
     except ConfigError as exc:
         problems.append(str(exc))
-    unset = [p for p in selected if not os.environ.get(p.subject_salt_env)]
+    unset = [p for p in selected if not secret(p.subject_salt_env)]
     if len(unset) == len(selected):
         problems += [
             f"partner {p.id!r}: environment variable {p.subject_salt_env} is not set; export it with the partner's "

@@ -1,47 +1,59 @@
-"""Export settings, read from arguments or the environment (nothing is read at import time)."""
+"""The export's settings for one run: the declared ``TRACEDROP_*`` settings resolved, plus fixed knobs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipelines.export.lock import DEFAULT_WAIT_SECONDS
+from pipelines.delivery.notices import RetryPolicy
+from pipelines.export.landing_state import DEFAULT_FEEDBACK_WINDOW_DAYS
+from pipelines.export.stage import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS
+from schemas import settings as declared
 from schemas.drop import DROP_SCHEMA_VERSION, TARGET_FILE_BYTES
-from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, EXCLUSIONS_IN_ORDER
+from schemas.exclusions import EXCLUSIONS_IN_ORDER
 
-DEFAULT_PARTNERS_PATH = "pipelines/synth/partners.yaml"
-DEFAULT_LANDING_URL = "var/landing"
 FIRST_DAY = "2026-10-01"  # the first day partition of the export
+FROM_ENVIRONMENT = (
+    declared.LANDING_URL,
+    declared.PARTNERS,
+    declared.SESSION_LOOKBACK_DAYS,
+    declared.LOCK_WAIT_SECONDS,
+    declared.WEBHOOK_ATTEMPTS,
+    declared.WEBHOOK_BACKOFF_SECONDS,
+    declared.STATS_MIN_SUBJECTS,
+)
 
 
 @dataclass(frozen=True)
 class ExportSettings:
     """Where to read, whom to export to, and the knobs of the rules and the writer."""
 
-    landing_url: str = DEFAULT_LANDING_URL
-    partners_path: str = DEFAULT_PARTNERS_PATH
-    lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS
-    feedback_window_days: int = 7
-    batch_rows: int = 1024
-    batch_bytes: int = 32 * 1024 * 1024
+    landing_url: str = str(declared.LANDING_URL.default)
+    partners_path: str = str(declared.PARTNERS.default)
+    lookback_days: int = int(declared.SESSION_LOOKBACK_DAYS.default)  # type: ignore[arg-type]
+    feedback_window_days: int = DEFAULT_FEEDBACK_WINDOW_DAYS
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     target_file_bytes: int = TARGET_FILE_BYTES
     only_partner: str | None = None
-    lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
+    lock_wait_seconds: float = float(declared.LOCK_WAIT_SECONDS.default)  # type: ignore[arg-type]
+    webhook_attempts: int = int(declared.WEBHOOK_ATTEMPTS.default)  # type: ignore[arg-type]
+    webhook_backoff_seconds: float = float(declared.WEBHOOK_BACKOFF_SECONDS.default)  # type: ignore[arg-type]
+    stats_min_subjects: int = int(declared.STATS_MIN_SUBJECTS.default)  # type: ignore[arg-type]
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> ExportSettings:
-        """Settings from ``TRACEDROP_*`` variables, with explicit overrides taking precedence."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {
-            "landing_url": env.get("TRACEDROP_LANDING_URL", DEFAULT_LANDING_URL),
-            "partners_path": env.get("TRACEDROP_PARTNERS", DEFAULT_PARTNERS_PATH),
-            "lookback_days": int(env.get("TRACEDROP_SESSION_LOOKBACK_DAYS", DEFAULT_SESSION_LOOKBACK_DAYS)),
-            "lock_wait_seconds": float(env.get("TRACEDROP_LOCK_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)),
-        }
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ExportSettings:
+        """The declared settings from the environment (or their defaults); explicit overrides that are not None win."""
+        values: dict[str, object] = {s.field: declared.from_environment(s, environ) for s in FROM_ENVIRONMENT}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How partner notices are retried."""
+        return RetryPolicy(attempts=self.webhook_attempts, base_seconds=self.webhook_backoff_seconds)
 
     @property
     def rules_hash(self) -> str:

@@ -27,10 +27,6 @@ class Snapshot:
     notices: list[str] = field(default_factory=list)
     fingerprint: str = ""
 
-    def opted_out(self, subject: str) -> pl.Series:
-        """Values of a subject kind (``user`` or ``machine``) that withdrew consent."""
-        return self.opt_outs.filter(pl.col("subject") == subject).get_column("value").unique()
-
 
 def load_snapshot(store: ObjectStore) -> Snapshot:
     """Read ``experiments/*.jsonl`` and ``consent/opt_outs.jsonl``; versions resolve to experiments."""

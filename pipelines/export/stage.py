@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.export.blobs import BlobReader, FetchResult
-from pipelines.export.body_parts import Counts, redact_bodies
+from pipelines.export.body_parts import Counts, merge_counts, redact_bodies
 from pipelines.export.internal_area import RunArea
 from pipelines.export.own_identifiers import replace_own_identifiers
 from pipelines.export.pseudonyms import pseudonymise
@@ -203,13 +203,7 @@ def fetched_batches(
 
 def _map_counts(*per_row: list[Counts]) -> pa.Array:
     """Per-row redaction counts (lists of {type, count}) merged into a map<string, int64> array."""
-    merged: list[list[tuple[str, int]]] = []
-    for row_counts in zip(*per_row, strict=True):
-        total: Counter[str] = Counter()
-        for counts in row_counts:
-            for item in counts or ():
-                total[item["type"]] += item["count"]
-        merged.append(sorted(total.items()))
+    merged = [sorted(merge_counts(*row_counts).items()) for row_counts in zip(*per_row, strict=True)]
     return pa.array(merged, type=pa.map_(pa.string(), pa.int64()))
 
 

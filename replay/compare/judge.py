@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from replay.compare.metrics import ORIGINAL_ARM
 from replay.compare.stats import clustered_mean
 from replay.completion import completion_fields
 from replay.ratelimit import backoff_delay, retry_after
+from schemas.settings import secret
 
 INSTRUCTIONS = (
     "You compare two assistant answers to the same conversation. Judge which answer better serves the user: "
@@ -89,7 +89,7 @@ def judge_pairs(pairs: pl.DataFrame, settings: JudgeSettings) -> pl.DataFrame:
 async def _judge_all(pairs: pl.DataFrame, settings: JudgeSettings) -> pl.DataFrame:
     headers = {"content-type": "application/json"}
     if settings.api_key_env:
-        headers["authorization"] = f"Bearer {os.environ.get(settings.api_key_env, '')}"
+        headers["authorization"] = f"Bearer {secret(settings.api_key_env)}"
     url = settings.base_url.rstrip("/") + "/chat/completions"
     gate = asyncio.Semaphore(settings.concurrency)
     rng = random.Random(0)

@@ -42,7 +42,6 @@ METRICS: tuple[Metric, ...] = (
     Metric("tool_keys", "same tool argument keys", "agreement", "higher"),
     Metric("tool_values", "equal tool argument values", "agreement", "higher"),
 )
-METRIC_BY_NAME = {metric.name: metric for metric in METRICS}
 ARM_METRICS = tuple(m.name for m in METRICS if m.kind == "arm")
 AGREEMENT_METRICS = tuple(m.name for m in METRICS if m.kind == "agreement")
 CALL_KEY = ("row_id", "arm", "sample")

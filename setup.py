@@ -1,0 +1,8 @@
+"""Installs the repository's folders pipelines/, replay/ and schemas/ as tracedrop.pipelines, .replay, .schemas."""
+
+from setuptools import find_namespace_packages, setup
+
+FOLDERS = ("pipelines", "replay", "schemas")
+FOUND = find_namespace_packages(include=[*FOLDERS, *(f"{f}.*" for f in FOLDERS)], exclude=["*.__pycache__"])
+
+setup(packages=[f"tracedrop.{name}" for name in FOUND], package_dir={f"tracedrop.{f}": f for f in FOLDERS})
