@@ -54,7 +54,13 @@ def drop_retention(context: dg.AssetExecutionContext, tracedrop: TracedropResour
     settings = tracedrop.settings()
     store = open_store(settings.landing_url)
     expired = expired_partitions(store, load_partner_registry(settings.partners_path), today_utc())
-    report = apply_retention(store, expired, context.run.run_id, lock_wait_seconds=settings.lock_wait_seconds)
+    report = apply_retention(
+        store,
+        expired,
+        context.run.run_id,
+        lock_wait_seconds=settings.lock_wait_seconds,
+        min_subjects=settings.stats_min_subjects,
+    )
     figures = {
         "partitions_deleted": len(report.deleted),
         "files_deleted": sum(d.files for d in report.deleted),

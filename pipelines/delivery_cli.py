@@ -9,6 +9,7 @@ from pipelines.delivery.delivery_log import read_log
 from pipelines.delivery.notices import DELIVERED, Sender
 from pipelines.delivery.notify import resend_dead_letters
 from pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
+from pipelines.export.settings import ExportSettings
 from pipelines.objectstore import ObjectStoreError, open_store
 from schemas.config_errors import ConfigError
 from schemas.partners import load_partner_registry
@@ -62,7 +63,14 @@ def delivery_retention_command(landing: str, partners: str, apply: bool) -> int:
         _landing_exists(landing)
         store = open_store(landing)
         expired = expired_partitions(store, registry, today_utc())
-        report = apply_retention(store, expired) if apply else None
+        settings = ExportSettings.from_env(landing_url=landing, partners_path=partners)
+        report = (
+            apply_retention(
+                store, expired, lock_wait_seconds=settings.lock_wait_seconds, min_subjects=settings.stats_min_subjects
+            )
+            if apply
+            else None
+        )
     except ConfigError as exc:
         typer.echo(f"tracedrop delivery retention: {exc}", err=True)
         return 2

@@ -6,6 +6,7 @@ import typer
 
 from pipelines.consent_cli import _landing_exists
 from pipelines.delivery.wipe import WipeError, WipePlan, apply_wipe, plan_wipe
+from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import SnapshotMissing
 from pipelines.objectstore import ObjectStoreError, open_store
 from schemas.config_errors import ConfigError
@@ -29,6 +30,7 @@ def wipe_command(experiment: str, landing: str, partners: str, apply: bool) -> i
         _landing_exists(landing)
         store = open_store(landing)
         plan = plan_wipe(store, experiment)
+        settings = ExportSettings.from_env(landing_url=landing, partners_path=partners)
     except (ConfigError, SnapshotMissing) as exc:
         typer.echo(f"tracedrop wipe: {exc}", err=True)
         return 2
@@ -40,7 +42,7 @@ def wipe_command(experiment: str, landing: str, partners: str, apply: bool) -> i
         typer.echo("dry run: nothing changed; --apply wipes")
         return 0
     try:
-        report = apply_wipe(store, plan, registry)
+        report = apply_wipe(store, plan, registry, settings)
     except ObjectStoreError as exc:
         typer.echo(f"tracedrop wipe: {exc}; run the same command again to finish", err=True)
         return 1

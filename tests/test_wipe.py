@@ -187,7 +187,7 @@ def test_lines_are_rewritten_byte_stable_in_any_spelling_and_gzip(store: ObjectS
     assert gzip.decompress(store.get(key)).decode() != wiped  # planned, not written
 
     registry = load_partner_registry_text(tmp_path, partners_yaml(str(tmp_path / "drops")))
-    report = apply_wipe(store, plan, registry)
+    report = apply_wipe(store, plan, registry, ExportSettings())
     assert report.errors == [] and gzip.decompress(store.get(key)).decode() == wiped
     assert plan_wipe(store, ACME_EXPERIMENT).edits == []  # nothing left to rewrite
 

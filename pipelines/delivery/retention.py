@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 from pipelines.delivery.jsonl_log import append_jsonl, read_jsonl
-from pipelines.delivery.stats_publish import min_subjects_from_env, publish_stats
+from pipelines.delivery.stats import DEFAULT_MIN_SUBJECTS
+from pipelines.delivery.stats_publish import publish_stats
 from pipelines.export.internal_area import dead_letter_key, delivery_prefix, last_notice_key, stats_rows_key
 from pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
 from pipelines.export.publications import PublicationRecord, all_records, load_record
@@ -76,6 +77,7 @@ def apply_retention(
     run_id: str | None = None,
     open_destination: OpenStore = open_store,
     lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    min_subjects: int = DEFAULT_MIN_SUBJECTS,
 ) -> RetentionReport:
     """Delete each expired partition (one failure is its own: the others still go), then refresh ``_stats/``."""
     run_id = run_id or f"retention-{uuid4()}"
@@ -89,7 +91,7 @@ def apply_retention(
                 report.deleted.append(_delete_partition(store, item, run_id, open_destination))
         except Exception as exc:  # the next run retries it: its record is still there
             report.errors.append(f"{record.url}: not deleted: {exc}")
-    _refresh_stats(store, report)
+    _refresh_stats(store, report, min_subjects)
     return report
 
 
@@ -126,15 +128,10 @@ def _delete_partition(store: ObjectStore, item: Expired, run_id: str, open_desti
     return deleted
 
 
-def _refresh_stats(store: ObjectStore, report: RetentionReport) -> None:
+def _refresh_stats(store: ObjectStore, report: RetentionReport, min_subjects: int) -> None:
     """``_stats/`` of every experiment that lost a partition describes what is left."""
     experiments = {d.record.url.rsplit("/dt=", 1)[0]: d.record for d in report.deleted}
     if not experiments:
-        return
-    try:
-        min_subjects = min_subjects_from_env()
-    except ValueError as exc:
-        report.errors.append(str(exc))
         return
     for url, record in sorted(experiments.items()):
         try:

@@ -33,9 +33,10 @@ from pipelines.delivery.jsonl_log import append_jsonl, read_jsonl
 from pipelines.delivery.notices import Reason, Sender
 from pipelines.export.consent import OpenStore, _parquet_bytes
 from pipelines.export.internal_area import INTERNAL_ROOT
-from pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
+from pipelines.export.lock import day_lock
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage
 from pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
+from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import load_snapshot
 from pipelines.landing import landing_files
 from pipelines.objectstore import ObjectStore, open_store, read_parquet
@@ -249,9 +250,9 @@ def apply_wipe(
     store: ObjectStore,
     plan: WipePlan,
     registry: PartnerRegistry,
+    settings: ExportSettings,
     run_id: str | None = None,
     open_destination: OpenStore = open_store,
-    lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
     sender: Sender | None = None,
 ) -> WipeReport:
     """Rewrite the landing files first (no later export can bring a body back), then re-publish the drops."""
@@ -263,7 +264,7 @@ def apply_wipe(
     published = []
     for record in plan.partitions:
         try:
-            with day_lock(store, record.dt, run_id, lock_wait_seconds):
+            with day_lock(store, record.dt, run_id, settings.lock_wait_seconds):
                 wiped, finished = _wipe_partition(store, record, plan.usage_ids, run_id, open_destination)
         except Exception as exc:  # one partition's failure is its own; a re-run of the wipe finishes it
             report.errors.append(f"{record.url}: {exc}")
@@ -272,7 +273,9 @@ def apply_wipe(
             report.republished.append((record.url, wiped))
             if finished:
                 published.append(Published(record.partner_id, record.experiment_id, record.url, Reason.WIPE))
-    report.delivery = after_publish(store, registry, published, sender)
+    report.delivery = after_publish(
+        store, registry, published, settings.retry_policy, settings.stats_min_subjects, sender
+    )
     entry = {
         "at": utc_now_text(),
         "experiment_id": plan.experiment_id,
