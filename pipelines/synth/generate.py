@@ -6,7 +6,6 @@ the same bytes (ids, times and texts come from seeded generators, never the cloc
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections import Counter
@@ -18,7 +17,7 @@ from typing import Any
 import orjson
 
 from pipelines.export.doubt import named_value
-from pipelines.landing_writer import jsonl, usage_frame_jsonl
+from pipelines.landing_writer import capped_blob, jsonl, usage_frame_jsonl
 from pipelines.objectstore import ObjectStore
 from pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
 from pipelines.synth.content import AgentContent, Pools
@@ -233,8 +232,9 @@ class _Run:
             dt = day_of(request.created_us)
             response_sha = None
             if request.response is not None:
-                response_sha = hashlib.sha256(request.response).hexdigest()
-                self.blobs.put(RESPONSES_PREFIX, response_sha, request.response)
+                response = capped_blob(RESPONSES_PREFIX, request.response)
+                response_sha = response.sha256
+                self.blobs.put(RESPONSES_PREFIX, response_sha, response.data)
             if request.body is not None:
                 assert request.body_sha is not None
                 self.blobs.put(PROMPTS_PREFIX, request.body_sha, request.body)
