@@ -69,6 +69,17 @@ def test_history_days_come_before_the_day_with_sessions_only(zone) -> None:
         assert summary["rows"]["usage"][history] < summary["rows"]["usage"][DT] / 5
 
 
+def test_history_days_store_no_blob_and_their_truth_says_every_prompt_is_lost(zone) -> None:
+    store, _ = zone
+    history = "2026-11-01"
+    requests = [r for b in read_record_type(store, EXPERIMENT_REQUESTS, history) for r in b.rows.to_pylist()]
+    assert requests and not any(store.exists(f"prompts/{r['request_body_sha256']}") for r in requests)
+    truth = jsonl(store, f"_synth/truth/dt={history}")
+    assert {t["fate"] for t in truth} == {"excluded"}
+    assert Counter(t["reason"] for t in truth)[Exclusion.PROMPT_UNAVAILABLE.value] > 0
+    assert not list(store.list(f"_synth/planted/dt={history}"))
+
+
 def test_bulk_production_rows_are_valid_lines_of_production_models(zone, usage) -> None:
     store, summary = zone
     report = validate_landing(store)
