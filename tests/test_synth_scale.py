@@ -143,3 +143,12 @@ def test_a_preview_share_outside_0_to_1_is_one_line_exit_2_and_nothing_written(
     printed = capsys.readouterr().out
     assert printed.count("\n") == 1 and "--preview-share must be more than 0 and at most 1" in printed
     assert not out.exists()
+
+
+def test_gzipped_bulk_objects_validate_like_plain_ones(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "gz")
+    summary = generate(store, SynthConfig(days=1, requests_per_day=3_000, seed=2, preview_share=0.05, gzip=True))
+    report = validate_landing(store)
+    (dt,) = summary["rows"]["usage"]
+    assert report.rows[(USAGE.name, dt)] == summary["rows"]["usage"][dt] >= 3_000
+    assert any(i.key.endswith("production-00000.jsonl.gz") for i in store.list(f"usage/dt={dt}"))
