@@ -18,13 +18,9 @@ def _snippets(rule: Rule, matches: pl.Series) -> dict[str, str]:
     """Distinct accepted match -> snippet with the secret masked as `<rule-id>`."""
     resolve = RESOLVERS.get(rule.resolver or "")
     snippets = {}
-    for text in matches:
-        match = rule.regex.fullmatch(text)
-        if match is None or (resolve is not None and resolve(match["secret"]) is None):
-            continue
-        pre = (match["pre"] or "") if "pre" in rule.groups else ""
-        post = (match["post"] or "") if "post" in rule.groups else ""
-        snippets[text] = f"{pre.lstrip(SENTINEL)[-_CONTEXT:]}<{rule.id}>{post}"
+    for text, pre, secret, post in rule.parts(matches):
+        if resolve is None or resolve(secret, pre) is not None:
+            snippets[text] = f"{pre.lstrip(SENTINEL)[-_CONTEXT:]}<{rule.id}>{post}"
     return snippets
 
 
