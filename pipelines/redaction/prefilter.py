@@ -1,30 +1,42 @@
-"""Row selection: which rows a rule's expensive pattern needs to run on."""
+"""Row selection: which rows a rule's expensive pattern needs to run on.
+
+Every selection is sound: a row the rule's pattern matches is always selected (keywords are found
+case-insensitively when the pattern is, in a lower-cased copy of the texts made once).
+"""
 
 import polars as pl
 
 from pipelines.redaction.rules import Rule
 
 
-def candidate_rows(texts: pl.Series, rule: Rule, *, prefilter: bool, within: pl.Series | None = None) -> pl.Series:
-    """Indices of non-null rows containing one of the rule's keywords, optionally only among `within`.
+class Haystack:
+    """Texts to select rows from; their lower-cased copy is made on first use."""
 
-    Without the prefilter, every non-null row; a grouped (vendor) rule selects rows holding one of its
-    tokens; a rule without keywords selects the rows its pattern matches (its pattern is cheap to
-    search, e.g. anchored at the end of the text).
-    """
-    if within is not None:
-        return within.gather(candidate_rows(texts.gather(within), rule, prefilter=prefilter))
-    if not prefilter:
-        mask = texts.is_not_null()
-    elif rule.token_filter is not None:  # a grouped vendor rule: its tokens are cheaper to find than keywords
-        mask = texts.str.contains(rule.token_filter)
-    elif rule.prefilter is None:
-        mask = texts.str.contains(rule.pattern)
-    else:
-        mask = texts.str.contains(rule.prefilter)
-    return mask.fill_null(False).arg_true()
+    def __init__(self, texts: pl.Series) -> None:
+        self.texts = texts
+        self._folded: pl.Series | None = None
+
+    @property
+    def folded(self) -> pl.Series:
+        if self._folded is None:
+            self._folded = self.texts.str.to_lowercase()
+        return self._folded
+
+    def rows(self, pattern: str, *, folded: bool = False, within: pl.Series | None = None) -> pl.Series:
+        """Indices of non-null rows where `pattern` is found (in the lower-cased texts when `folded`),
+        only among the indices `within` when given."""
+        texts = self.folded if folded else self.texts
+        if within is None:
+            return texts.str.contains(pattern).fill_null(False).arg_true()
+        return within.filter(texts.gather(within).str.contains(pattern).fill_null(False))
 
 
-def matching_rows(texts: pl.Series, pattern: str) -> pl.Series:
-    """Indices of non-null rows where `pattern` is found."""
-    return texts.str.contains(pattern).fill_null(False).arg_true()
+def candidate_rows(haystack: Haystack, rule: Rule, within: pl.Series | None = None) -> pl.Series:
+    """Indices of the rows `rule` may match: a grouped (vendor) rule selects rows holding one of its tokens,
+    a rule with a prefilter regex the rows it finds, a rule with keywords the rows holding one, and a rule
+    with neither the rows its pattern matches (its pattern is cheap to search, e.g. anchored at the end)."""
+    if rule.token_filter is not None:
+        return haystack.rows(rule.token_filter, within=within)
+    if rule.prefilter is None:
+        return haystack.rows(rule.pattern, within=within)
+    return haystack.rows(rule.prefilter, folded=rule.folds_keywords, within=within)

@@ -10,7 +10,7 @@ from pipelines.redaction import counts as counting
 from pipelines.redaction.decoding import BASE64_RUN, ENCODED_TYPE, VIEW_MAP, VIEW_PREFILTER, decode_base64, spellings
 from pipelines.redaction.json_safe import MACROS, with_sentinel
 from pipelines.redaction.placeholders import keyed, redacted
-from pipelines.redaction.prefilter import candidate_rows, matching_rows
+from pipelines.redaction.prefilter import Haystack, candidate_rows
 from pipelines.redaction.resolvers import RESOLVERS
 from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
 from pipelines.redaction.scan import scan
@@ -132,21 +132,29 @@ class Redactor:
         redacted by propagating rules (by every rule with `collect_all`) as DataFrame(row, value, type,
         session_wide)."""
         # Replacements only remove text, so rows found once stay a superset of the candidates later on.
-        candidates: dict[tuple[str | None, str], pl.Series] = {}
-        groups = {group: matching_rows(out, pattern) for group, pattern in self.rules.group_prefilters.items()}
+        haystack = Haystack(out)
+        candidates: dict[tuple[str | None, bool, str], pl.Series] = {}
+        groups = {
+            group: haystack.rows(pattern, folded=fold) for group, (pattern, fold) in self.rules.group_prefilters.items()
+        }
         found = [pl.DataFrame(schema=_FOUND_SCHEMA)]
         for rule in self.rules.rules:
-            selection = (rule.group, rule.token_filter or rule.prefilter or rule.pattern)
+            selection = (rule.group, rule.folds_keywords, rule.token_filter or rule.prefilter or rule.pattern)
             if selection not in candidates:
-                within = groups[rule.group] if rule.group else None
-                candidates[selection] = candidate_rows(out, rule, prefilter=True, within=within)
+                candidates[selection] = candidate_rows(haystack, rule, groups[rule.group] if rule.group else None)
             rows = candidates[selection]
             if rows.len() == 0:
                 continue
             original = out if rows.len() == out.len() else out.gather(rows)  # a gather copies the strings
-            replaced = original
-            for _ in range(rule.passes):
-                replaced = self._apply(rule, replaced)
+            replaced = self._apply(rule, original)
+            again = replaced.ne_missing(original).arg_true()
+            for _ in range(rule.passes - 1):  # a second pass finds matches a first one's context hid, if any
+                if again.is_empty():
+                    break
+                previous = replaced.gather(again)
+                again_replaced = self._apply(rule, previous)
+                replaced = replaced.scatter(again, again_replaced)
+                again = again.filter(again_replaced.ne_missing(previous))
             changed = replaced.ne_missing(original)
             if not changed.any():
                 continue
@@ -220,7 +228,7 @@ class Redactor:
     def _view_values(self, out: pl.Series) -> pl.DataFrame:
         """Values the rules find in URL-decoded / \\u-unescaped views of the rows that have such escapes
         (once with `+` kept, once read as a space)."""
-        rows = matching_rows(out, VIEW_PREFILTER)
+        rows = Haystack(out).rows(VIEW_PREFILTER)
         if rows.len() == 0:
             return pl.DataFrame(schema=_FOUND_SCHEMA)
         escaped = out.gather(rows)

@@ -65,19 +65,35 @@ class Rule:
     def case_insensitive(self) -> bool:
         return self.pattern.startswith("(?i)")
 
+    @property
+    def folds_keywords(self) -> bool:
+        """Whether the keywords are searched in lower-cased texts (the pattern is case-insensitive)."""
+        return self.row_filter is None and self.case_insensitive
+
     @cached_property
     def prefilter(self) -> str | None:
-        """The keywords as one regex alternation (Rust's SIMD literal search beats Aho-Corasick here),
-        case-insensitive when the pattern is, so the prefilter never drops a row the pattern matches."""
-        return self.row_filter or keyword_pattern(self.keywords, case_insensitive=self.case_insensitive)
+        """The row filter, or the keywords as one literal alternation (Rust's SIMD literal search beats
+        Aho-Corasick here), lower-cased when the pattern is case-insensitive: searched in lower-cased
+        texts, it never drops a row the pattern matches."""
+        return self.row_filter or keyword_pattern(self.keywords, fold=self.case_insensitive)
+
+    @cached_property
+    def bare_pattern(self) -> str:
+        """The pattern without capture names: cheaper to search when only whether it matches counts."""
+        return without_names(self.pattern)
 
 
-def keyword_pattern(keywords: tuple[str, ...], *, case_insensitive: bool) -> str | None:
-    """Literal keywords as one regex alternation, `(?i)` when asked; None without keywords."""
+def without_names(pattern: str) -> str:
+    """`pattern` with its named groups made non-capturing."""
+    return re.sub(r"[(][?]P<[a-z_]+>", "(?:", pattern)
+
+
+def keyword_pattern(keywords: tuple[str, ...], *, fold: bool) -> str | None:
+    """Literal keywords as one regex alternation, lower-cased when `fold`; None without keywords."""
     if not keywords:
         return None
-    alternation = "|".join(pl.Series(keywords, dtype=pl.String).str.escape_regex())
-    return f"(?i){alternation}" if case_insensitive else alternation
+    literals = dict.fromkeys(keyword.lower() if fold else keyword for keyword in keywords)
+    return "|".join(pl.Series(list(literals), dtype=pl.String).str.escape_regex())
 
 
 @dataclass(frozen=True)
@@ -97,20 +113,18 @@ class RuleSet:
         return f"{self.version}+{self.hash[:12]}"
 
     @cached_property
-    def group_prefilters(self) -> dict[str, str]:
-        """Per group, one alternation of its rules' keywords: rows without any skip the whole group."""
+    def group_prefilters(self) -> dict[str, tuple[str, bool]]:
+        """Per group, one alternation of its rules' keywords and whether it is searched in lower-cased
+        texts: rows without any skip the whole group."""
         members: dict[str, list[Rule]] = {}
         for rule in self.rules:
             if rule.group:
                 members.setdefault(rule.group, []).append(rule)
-        return {
-            group: keyword_pattern(
-                tuple(dict.fromkeys(k.lower() if r.case_insensitive else k for r in rules for k in r.keywords)),
-                case_insensitive=any(r.case_insensitive for r in rules),
-            )
-            or ""
-            for group, rules in members.items()
-        }
+        prefilters = {}
+        for group, rules in members.items():
+            fold = any(rule.case_insensitive for rule in rules)
+            prefilters[group] = (keyword_pattern(tuple(k for r in rules for k in r.keywords), fold=fold) or "", fold)
+        return prefilters
 
 
 _BOUNDARY_PRE = "(?P<pre>" + expand("{B}") + ")"
@@ -121,7 +135,7 @@ def _secret_filter(pattern: str) -> str | None:
     fast, so a vendor rule only runs on rows holding one of its tokens."""
     if not pattern.startswith(_BOUNDARY_PRE):
         return None
-    return re.sub(r"[(][?]P<[a-z_]+>", "(?:", pattern.removeprefix(_BOUNDARY_PRE))
+    return without_names(pattern.removeprefix(_BOUNDARY_PRE))
 
 
 def _rule(raw: dict, where: str) -> Rule:
