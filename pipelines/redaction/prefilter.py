@@ -4,6 +4,8 @@ Every selection is sound: a row the rule's pattern matches is always selected (k
 case-insensitively when the pattern is, in a lower-cased copy of the texts made once).
 """
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from pipelines.redaction.rules import Rule
@@ -40,3 +42,28 @@ def candidate_rows(haystack: Haystack, rule: Rule, within: pl.Series | None = No
     if rule.prefilter is None:
         return haystack.rows(rule.pattern, within=within)
     return haystack.rows(rule.prefilter, folded=rule.folds_keywords, within=within)
+
+
+# Rules whose patterns match ordinary text and leave their resolver to judge the value: never grouped,
+# since their group would match nearly every row.
+_JUDGING_RESOLVERS = frozenset({"assigned-secret", "high-entropy", "auth-value"})
+# Broad rules are searched this many to an alternation: the regex engine's DFA runs such a group about
+# as fast as one rule (all rules at once overflow its cache and fall back to a slow engine).
+_GROUP = 6
+
+
+def narrow_broad(haystack: Haystack, rules: Sequence[Rule], candidates: dict[str, pl.Series]) -> dict[str, pl.Series]:
+    """`candidates` (rule id -> rows) with those of broad rules (candidates in most rows: e-mail, IPs, git
+    remotes...) narrowed to the rows where the alternation of their group's patterns matches."""
+    broad = [
+        rule
+        for rule in rules
+        if 2 * candidates[rule.id].len() > haystack.texts.len() and rule.resolver not in _JUDGING_RESOLVERS
+    ]
+    narrowed = dict(candidates)
+    for start in range(0, len(broad), _GROUP):
+        group = broad[start : start + _GROUP]
+        suspects = haystack.rows("|".join(f"(?:{rule.bare_pattern})" for rule in group)).implode()
+        for rule in group:
+            narrowed[rule.id] = candidates[rule.id].filter(candidates[rule.id].is_in(suspects))
+    return narrowed

@@ -10,7 +10,7 @@ from pipelines.redaction import counts as counting
 from pipelines.redaction.decoding import BASE64_RUN, ENCODED_TYPE, VIEW_MAP, VIEW_PREFILTER, decode_base64, spellings
 from pipelines.redaction.json_safe import MACROS, with_sentinel
 from pipelines.redaction.placeholders import keyed, redacted
-from pipelines.redaction.prefilter import Haystack, candidate_rows
+from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
 from pipelines.redaction.resolvers import RESOLVERS
 from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
 from pipelines.redaction.scan import scan
@@ -132,17 +132,21 @@ class Redactor:
         redacted by propagating rules (by every rule with `collect_all`) as DataFrame(row, value, type,
         session_wide)."""
         # Replacements only remove text, so rows found once stay a superset of the candidates later on.
+        # A placeholder can give a later rule a new match only where it touches text: `redact` runs those
+        # rows again, so broad rules can be narrowed up front to the rows where their patterns match.
         haystack = Haystack(out)
-        candidates: dict[tuple[str | None, bool, str], pl.Series] = {}
         groups = {
             group: haystack.rows(pattern, folded=fold) for group, (pattern, fold) in self.rules.group_prefilters.items()
         }
+        selections: dict[tuple[str | None, bool, str], pl.Series] = {}  # rules sharing a prefilter share rows
+        for rule in self.rules.rules:
+            if rule.selection not in selections:
+                selections[rule.selection] = candidate_rows(haystack, rule, groups[rule.group] if rule.group else None)
+        by_rule = {rule.id: selections[rule.selection] for rule in self.rules.rules}
+        candidates = narrow_broad(haystack, self.rules.rules, by_rule)
         found = [pl.DataFrame(schema=_FOUND_SCHEMA)]
         for rule in self.rules.rules:
-            selection = (rule.group, rule.folds_keywords, rule.token_filter or rule.prefilter or rule.pattern)
-            if selection not in candidates:
-                candidates[selection] = candidate_rows(haystack, rule, groups[rule.group] if rule.group else None)
-            rows = candidates[selection]
+            rows = candidates[rule.id]
             if rows.len() == 0:
                 continue
             original = out if rows.len() == out.len() else out.gather(rows)  # a gather copies the strings

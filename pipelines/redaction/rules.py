@@ -77,6 +77,11 @@ class Rule:
         texts, it never drops a row the pattern matches."""
         return self.row_filter or keyword_pattern(self.keywords, fold=self.case_insensitive)
 
+    @property
+    def selection(self) -> tuple[str | None, bool, str]:
+        """What decides the rows a rule runs on: rules with equal selections share candidate rows."""
+        return (self.group, self.folds_keywords, self.token_filter or self.prefilter or self.pattern)
+
     @cached_property
     def bare_pattern(self) -> str:
         """The pattern without capture names: cheaper to search when only whether it matches counts."""

@@ -3,7 +3,7 @@
 import polars as pl
 
 from pipelines.redaction.json_safe import SENTINEL, with_sentinel
-from pipelines.redaction.prefilter import Haystack, candidate_rows
+from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
 from pipelines.redaction.resolvers import RESOLVERS
 from pipelines.redaction.rules import Rule, RuleSet
 
@@ -22,28 +22,10 @@ def _snippets(rule: Rule, matches: pl.Series) -> dict[str, str]:
     return snippets
 
 
-# Rules whose patterns match ordinary text, leaving their resolver to judge the value: searched alone.
-_JUDGING_RESOLVERS = frozenset({"assigned-secret", "high-entropy", "auth-value"})
-# Broad rules (candidates in most rows) are first searched together, this many per alternation: the
-# regex engine's DFA runs such a group about as fast as one rule (all rules at once overflow its cache).
-_GROUP = 6
-
-
 def _matching_rows(haystack: Haystack, rules: RuleSet) -> dict[str, pl.Series]:
-    """Per rule, the rows its pattern matches: candidates by its prefilter, then the pattern; rules
-    whose candidates are most rows are first searched a group at a time."""
-    candidates = {rule.id: candidate_rows(haystack, rule) for rule in rules.rules}
-    broad = [
-        rule
-        for rule in rules.rules
-        if 2 * candidates[rule.id].len() > haystack.texts.len() and rule.resolver not in _JUDGING_RESOLVERS
-    ]
-    for start in range(0, len(broad), _GROUP):
-        group = broad[start : start + _GROUP]
-        alternation = "|".join(f"(?:{rule.bare_pattern})" for rule in group)
-        suspects = haystack.rows(alternation)
-        for rule in group:
-            candidates[rule.id] = candidates[rule.id].filter(candidates[rule.id].is_in(suspects.implode()))
+    """Per rule, the rows its pattern matches: candidates by its prefilter (broad rules narrowed a group
+    at a time), then the pattern itself."""
+    candidates = narrow_broad(haystack, rules.rules, {rule.id: candidate_rows(haystack, rule) for rule in rules.rules})
     return {
         rule.id: rows.filter(haystack.texts.gather(rows).str.contains(rule.bare_pattern).fill_null(False))
         for rule in rules.rules
