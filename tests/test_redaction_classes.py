@@ -136,3 +136,16 @@ def test_secret_cut_at_the_end_of_a_text(redactor: Redactor) -> None:
     assert out[0].endswith("<REDACTED:truncated-secret>")
     assert "sofia_r46" not in out[1]
     assert "48181801cd3033139ac" not in out[2]
+
+
+def test_authors_authorities_and_paths_are_not_assigned_secrets(redactor: Redactor) -> None:
+    texts = [
+        "__author__ = 'tibell@example.org (Johan Tibell)'",
+        '"AWS::ACMPCA::CertificateAuthority": "9fcfa92780965940",',
+        '"AWS::EC2::EnclaveCertificateIamRoleAssociation": "dc84a895188dd6d1",',
+        "let client = SecretsManager::ResourcePolicy::new(cfg);",
+    ]
+    assert redact(redactor, *texts)[2:] == texts[2:]
+    assert redact(redactor, *texts)[1] == texts[1]
+    assert "generic-secret" not in redact(redactor, *texts)[0]
+    assert "<REDACTED:" in redact(redactor, 'Authorization = "Xk9mP2vLq8Rt5Wn3Zp7c"')[0]

@@ -47,8 +47,8 @@ _PASSWORD_LABEL = re.compile(
     re.I,
 )
 _MIN_KEYED_VALUE = 8
-# keys named like a secret that hold none: tokenizer names, token counts
-_NOT_SECRET_LABEL = re.compile(r"tokeniz|token_?count|tokens?_?(?:used|limit|per)", re.I)
+# keys named like a secret that hold none: tokenizer names, token counts, authors and authorities
+_NOT_SECRET_LABEL = re.compile(r"tokeniz|token_?count|tokens?_?(?:used|limit|per)|author(?!i[sz]ation)", re.I)
 # values published in documentation and RFCs as examples
 _DOCUMENTED_EXAMPLES = frozenset(
     {
@@ -179,6 +179,8 @@ def assigned_secret(value: str, pre: str) -> str | None:
     """Values of secret-named keys: up to a delimiter unless quoted; a password-named key takes any value
     that is not code or a placeholder, other names (and values after a bare space) must look random."""
     if _NOT_SECRET_LABEL.search(pre):
+        return None
+    if value.startswith(":"):  # a `::` path (`AWS::SecretsManager::Secret`, `Token::new`), not an assignment
         return None
     quoted = pre.rstrip().endswith(("'", '"', "`"))
     if not quoted:
