@@ -42,7 +42,7 @@ def test_export_of_one_partner_publishes_only_that_partner(world, tmp_path) -> N
 
 def test_export_exits_non_zero_when_a_check_fails(world, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "pipelines.export.day.strict_scanner", lambda: lambda texts: ["found a key"] if len(texts) else []
+        "pipelines.export.day.strict_scanner", lambda: lambda texts, ids: ["found a key"] if len(texts) else []
     )
     result = CliRunner().invoke(app, world)
     assert result.exit_code == 1

@@ -201,7 +201,7 @@ def test_a_failing_check_blocks_publishing(s3_world, monkeypatch: pytest.MonkeyP
     landing_url, drops_url, registry = s3_world
     busy_day().write(open_store(landing_url))
     monkeypatch.setattr(
-        "pipelines.export.day.strict_scanner", lambda: lambda texts: ["AKIA-like token"] if len(texts) else []
+        "pipelines.export.day.strict_scanner", lambda: lambda texts, ids: ["AKIA-like token"] if len(texts) else []
     )
     result = materialize(landing_url, registry)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

@@ -272,7 +272,7 @@ def test_an_unreachable_destination_fails_only_that_partner(world: World) -> Non
 def test_a_check_failing_for_one_partners_partition_does_not_hold_back_the_other(world: World, monkeypatch) -> None:
     monkeypatch.setattr(
         "pipelines.export.day.strict_scanner",
-        lambda: lambda texts: ["row 0: key"] if any("beta" in (t or "") for t in texts.to_list()) else [],
+        lambda: lambda texts, ids: ["row 0: key"] if any("beta" in (t or "") for t in texts.to_list()) else [],
     )
     world.builder.request(NOON, model="preview/beta-chat", version=BETA_V1, prompt="beta secret-ish text")
     world.write()

@@ -1,4 +1,5 @@
-"""Property tests: idempotence, JSON validity and structure, placeholders never re-matched."""
+"""Property tests: idempotence, JSON validity and structure, placeholders never re-matched, and nothing the
+strict leak scan can find survives redaction."""
 
 import json
 import random
@@ -68,3 +69,12 @@ def test_placeholders_are_never_matched_again(texts: list[str]) -> None:
     redacted = pl.Series(redact(texts), dtype=pl.String)
     assert REDACTOR.scan(redacted, strict=False).is_empty()
     assert REDACTOR.redact(redacted).totals == {}
+
+
+@settings(PROPERTY_SETTINGS, max_examples=30)  # strict scans are the slow part; the other properties cover more
+@given(st.lists(TEXT, min_size=1, max_size=5))
+@example(["C:\\Users\\eve\\/home/bob/"])  # JSON-dumped, the home path follows an escaped backslash
+def test_strict_leak_scan_finds_nothing_the_redactor_left(texts: list[str]) -> None:
+    for rows in (texts, [json.dumps(text) for text in texts]):
+        redacted = pl.Series(redact(rows), dtype=pl.String)
+        assert REDACTOR.scan(redacted, strict=True).is_empty()

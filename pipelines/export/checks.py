@@ -233,28 +233,30 @@ def check_counts_reconcile(accounts: dict, staged_rows_by_partner: dict[str, int
 def check_leak_scan(
     store: ObjectStore,
     partition_of: dict[str, PartitionKey],
-    scan: Callable[[pl.Series], list[str]],
+    scan: Callable[[pl.Series, pl.Series], list[str]],
     digests: dict[str, str] | None = None,
 ) -> CheckOutcome:
     """The strictest detector finds nothing in any redacted request or response body.
 
-    Each staged file is read once; its sha256 goes to ``digests``, so a verdict is bound to the bytes
-    it was reached on.
+    ``scan(texts, request_ids)`` names each hit by its row's ``request_id`` and rule. Each staged file
+    is read once; its sha256 goes to ``digests``, so a verdict is bound to the bytes it was reached on.
     """
 
     def scan_row_group(item: tuple[str, pa.Table]) -> tuple[str, int, list[str]]:
         key, table = item
         found, size = [], 0
+        ids = pl.Series(table.column("request_id"))
         for column in ("request_body", "response_body"):
             texts = pl.Series(table.column(column))
             size += int(texts.str.len_bytes().sum() or 0)
-            found += [f"{key} {column}: {finding}" for finding in scan(texts)]
+            found += [f"{key} {column}: {finding}" for finding in scan(texts, ids)]
         return key, size, found
 
     problems: list[str] = []
     blocked: set[PartitionKey] = set()
     scanned = 0
-    row_groups = iter_staged_tables(store, list(partition_of), ["request_body", "response_body"], digests)
+    columns = ["request_id", "request_body", "response_body"]
+    row_groups = iter_staged_tables(store, list(partition_of), columns, digests)
     with ThreadPoolExecutor(2, thread_name_prefix="tracedrop-leak-scan") as pool:  # polars frees the GIL
         for key, size, found in pool.map(scan_row_group, row_groups):
             scanned += size

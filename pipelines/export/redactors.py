@@ -22,12 +22,13 @@ def make_redactor(salt: bytes) -> Redactor:
     return Redactor(rules=_rules(), key=salt)
 
 
-def strict_scanner() -> Callable[[pl.Series], list[str]]:
-    """A function listing every strict-mode finding in a column of redacted texts."""
+def strict_scanner() -> Callable[[pl.Series, pl.Series], list[str]]:
+    """A function listing every strict-mode finding in a column of redacted texts, each named by the
+    row's id (`ids`, one per text) and the rule that found it."""
     redactor = Redactor(rules=_rules(), key=LEAK_SCAN_KEY)
 
-    def scan(texts: pl.Series) -> list[str]:
+    def scan(texts: pl.Series, ids: pl.Series) -> list[str]:
         findings = redactor.scan(texts, strict=True)
-        return [f"row {row}: {rule_id} ({snippet})" for row, rule_id, snippet in findings.iter_rows()]
+        return [f"request_id {ids[row]}: {rule_id} ({snippet})" for row, rule_id, snippet in findings.iter_rows()]
 
     return scan

@@ -7,15 +7,16 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.redaction import counts as counting
+from pipelines.redaction.decoding import BASE64_RUN, ENCODED_TYPE, VIEW_MAP, VIEW_PREFILTER, decode_base64, spellings
 from pipelines.redaction.json_safe import MACROS, with_sentinel
 from pipelines.redaction.placeholders import keyed, redacted
-from pipelines.redaction.prefilter import candidate_rows
+from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
 from pipelines.redaction.resolvers import RESOLVERS
 from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
 from pipelines.redaction.scan import scan
 
 # Bare user names found in home paths are also replaced elsewhere in the same session, unless they
-# are too short or too common to be a person's name.
+# are too short (a non-ASCII name may be one character shorter) or too common to be a person's name.
 _MIN_PROPAGATED_NAME = 4
 _COMMON_NAMES = frozenset(
     (
@@ -51,9 +52,18 @@ _COMMON_NAMES = frozenset(
 _TOUCHING = (
     r"<REDACTED:[a-z0-9-]+>(?:[A-Za-z0-9_/-]|\\/)"  # a typed placeholder followed by a word or a path
     r"|<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>[A-Za-z0-9_]"  # any placeholder glued to a word
-    r"|[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it
+    r"|(?:^|[^\\])[A-Za-z0-9_-]<[A-Z][A-Z_]*:[A-Za-z0-9_-]+>"  # or a word glued to it (not an escape like \n)
 )
 _MAX_ROUNDS = 4
+# Values found by a rule are redacted wherever else they occur (same text, or same session) when they
+# are at least this long (3 for values only repeated within their row, like names found in views),
+# start at an escape-safe boundary (or after a %XX escape) and end at one.
+_MIN_PROPAGATED_VALUE = 6
+_OCCURRENCE_PRE = "(?P<pre>" + MACROS["{B}"] + "|%[0-9A-Fa-f]{2})"
+_OCCURRENCE_POST = "(?P<post>[^A-Za-z0-9_]|$)"
+_FOUND_SCHEMA = {"row": pl.UInt32, "value": pl.String, "type": pl.String, "session_wide": pl.Boolean}
+# a multi-line value (a key block) propagates line by line: its base64-looking tokens of this length
+_TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class Redactor:
         self.rules = rules or load_default_rules()
         self.key = key
         self._tag_types = {rule.tag: rule.type for rule in self.rules.rules if rule.tag}
-        self._types = frozenset(self.rules.types)
+        self._types = frozenset((*self.rules.types, ENCODED_TYPE))
 
     @property
     def version(self) -> str:
@@ -86,16 +96,16 @@ class Redactor:
         return self.rules.redactor_version
 
     def redact(self, texts: pl.Series, sessions: pl.Series | None = None) -> RedactionResult:
-        """Redact every row; `sessions` (per-row ids) widens user-name replacement to whole sessions."""
+        """Redact every row; `sessions` (per-row ids) widens value and user-name replacement to whole sessions."""
         original = with_sentinel(texts.cast(pl.String))
-        previous, out = original, self._apply_rules(original.clone(), sessions)  # rules scatter into their input
+        previous, out = original, self._layers(original.clone(), sessions)  # rules scatter into their input
         for _ in range(_MAX_ROUNDS):
             changed = out.ne_missing(previous).arg_true()
             again = changed.filter(out.gather(changed).str.contains(_TOUCHING).fill_null(False))
             if again.len() == 0:
                 break
             scope = None if sessions is None else sessions.gather(again)
-            previous, out = out, out.clone().scatter(again, self._apply_rules(out.gather(again), scope))
+            previous, out = out, out.clone().scatter(again, self._layers(out.gather(again), scope))
         out = out.str.slice(1)
         before = counting.placeholder_counts(texts.cast(pl.String), self._tag_types, self._types)
         after = counting.placeholder_counts(out, self._tag_types, self._types)
@@ -107,24 +117,58 @@ class Redactor:
         """Leak scan with the same rules: DataFrame(row, rule_id, snippet); see `scan.scan`."""
         return scan(self.rules, texts, strict=strict)
 
-    def _apply_rules(self, out: pl.Series, sessions: pl.Series | None) -> pl.Series:
-        """One pass of every rule, in order, each on the rows its keywords select."""
+    def _layers(self, texts: pl.Series, sessions: pl.Series | None) -> pl.Series:
+        """Rules, then base64 runs hiding secrets, then every other spelling of each value found (the
+        values found in URL- and \\u-decoded views of the rows included)."""
+        out, found = self._apply_rules(texts, sessions)
+        out = self._redact_base64(out)
+        found = pl.concat([found, self._view_values(out)])
+        return self._every_occurrence(out, found, sessions)
+
+    def _apply_rules(
+        self, out: pl.Series, sessions: pl.Series | None, *, collect_all: bool = False
+    ) -> tuple[pl.Series, pl.DataFrame]:
+        """One pass of every rule, in order, each on the rows its keywords select; also returns the values
+        redacted by propagating rules (by every rule with `collect_all`) as DataFrame(row, value, type,
+        session_wide)."""
         # Replacements only remove text, so rows found once stay a superset of the candidates later on.
-        candidates: dict[tuple[str, ...], pl.Series] = {}
+        # A placeholder can give a later rule a new match only where it touches text: `redact` runs those
+        # rows again, so broad rules can be narrowed up front to the rows where their patterns match.
+        haystack = Haystack(out)
+        groups = {
+            group: haystack.rows(pattern, folded=fold) for group, (pattern, fold) in self.rules.group_prefilters.items()
+        }
+        selections: dict[tuple[str | None, bool, str], pl.Series] = {}  # rules sharing a prefilter share rows
         for rule in self.rules.rules:
-            if rule.keywords not in candidates:
-                candidates[rule.keywords] = candidate_rows(out, rule, prefilter=True)
-            rows = candidates[rule.keywords]
+            if rule.selection not in selections:
+                selections[rule.selection] = candidate_rows(haystack, rule, groups[rule.group] if rule.group else None)
+        by_rule = {rule.id: selections[rule.selection] for rule in self.rules.rules}
+        candidates = narrow_broad(haystack, self.rules.rules, by_rule)
+        found = [pl.DataFrame(schema=_FOUND_SCHEMA)]
+        for rule in self.rules.rules:
+            rows = candidates[rule.id]
             if rows.len() == 0:
                 continue
-            original = out.gather(rows)
-            replaced = original
-            for _ in range(rule.passes):
-                replaced = self._apply(rule, replaced)
-            out = out.scatter(rows, replaced)
+            original = out if rows.len() == out.len() else out.gather(rows)  # a gather copies the strings
+            replaced = self._apply(rule, original)
+            again = replaced.ne_missing(original).arg_true()
+            for _ in range(rule.passes - 1):  # a second pass finds matches a first one's context hid, if any
+                if again.is_empty():
+                    break
+                previous = replaced.gather(again)
+                again_replaced = self._apply(rule, previous)
+                replaced = replaced.scatter(again, again_replaced)
+                again = again.filter(again_replaced.ne_missing(previous))
+            changed = replaced.ne_missing(original)
+            if not changed.any():
+                continue
+            rows, original, replaced = rows.filter(changed), original.filter(changed), replaced.filter(changed)
+            out = out.scatter(rows, replaced)  # only the rows that changed: scattering copies the column
             if rule.tag == "USER":
                 out = self._propagate_names(rule, out, original, rows, sessions)
-        return out
+            if rule.propagate or collect_all:
+                found.append(self._found_values(rule, original, rows))
+        return out, pl.concat(found)
 
     def _apply(self, rule: Rule, texts: pl.Series) -> pl.Series:
         if rule.resolver is None:
@@ -141,13 +185,116 @@ class Redactor:
         """Replacement text for each distinct accepted match (runs once per distinct value)."""
         resolve = RESOLVERS[rule.resolver or ""]
         mapping = {}
-        for text in matches:
-            match = rule.regex.fullmatch(text)
-            value = resolve(match["secret"]) if match else None
-            if match and value is not None:
+        for text, pre, secret, post in rule.parts(matches):
+            value = resolve(secret, pre)
+            if value is not None:
+                kept = secret[len(value) :] if secret.startswith(value) else ""
                 placeholder = keyed(rule.tag, self.key, value) if rule.tag else redacted(rule.type)
-                mapping[text] = text[: match.start("secret")] + placeholder + text[match.end("secret") :]
+                mapping[text] = pre + placeholder + kept + post
         return mapping
+
+    def _found_values(self, rule: Rule, texts: pl.Series, rows: pl.Series) -> pl.DataFrame:
+        """(row, value, type) of the secrets `rule` redacts in `texts` (rows that it changed)."""
+        found = pl.DataFrame({"row": rows, "m": texts.str.extract_all(rule.pattern)}).explode("m").drop_nulls("m")
+        resolve = RESOLVERS.get(rule.resolver or "")
+        values = {}
+        for text, pre, secret, _ in rule.parts(found["m"]):
+            value = secret if resolve is None else resolve(secret, pre)
+            if value is not None:
+                values[text] = value if secret.startswith(value) else secret
+        return found.filter(pl.col("m").is_in(list(values))).select(
+            pl.col("row").cast(pl.UInt32),
+            pl.col("m").replace_strict(values, return_dtype=pl.String).alias("value"),
+            pl.lit(rule.type).alias("type"),
+            pl.lit(rule.propagate).alias("session_wide"),
+        )
+
+    def _redact_base64(self, out: pl.Series) -> pl.Series:
+        """Replace base64 runs that decode to text holding a secret (a pasted `.env`, a data URI)."""
+        runs = out.str.extract_all(BASE64_RUN).explode().drop_nulls().unique()
+        decoded = {}
+        for match in runs:
+            run = re.search(BASE64_RUN, match)["run"]  # type: ignore[index]
+            text = decode_base64(run)
+            if text is not None:
+                decoded[run] = text
+        if not decoded:
+            return out
+        inner = with_sentinel(pl.Series(list(decoded.values()), dtype=pl.String))
+        redacted_inner, _ = self._apply_rules(inner.clone(), None)
+        hiding = [run for run, changed in zip(decoded, redacted_inner.ne_missing(inner), strict=True) if changed]
+        if not hiding:
+            return out
+        rows = out.str.contains_any(hiding).fill_null(False).arg_true()
+        mapping = {run: redacted(ENCODED_TYPE) for run in sorted(hiding, key=len, reverse=True)}
+        return out.scatter(rows, out.gather(rows).str.replace_many(mapping, leftmost=True))
+
+    def _view_values(self, out: pl.Series) -> pl.DataFrame:
+        """Values the rules find in URL-decoded / \\u-unescaped views of the rows that have such escapes
+        (once with `+` kept, once read as a space)."""
+        rows = Haystack(out).rows(VIEW_PREFILTER)
+        if rows.len() == 0:
+            return pl.DataFrame(schema=_FOUND_SCHEMA)
+        escaped = out.gather(rows)
+        found = []
+        for text in (escaped, escaped.str.replace_all("+", " ", literal=True)):
+            text = text.str.replace_many(VIEW_MAP, leftmost=True)
+            _, in_view = self._apply_rules(text, None, collect_all=True)
+            found.append(in_view.with_columns(rows.gather(in_view["row"]).cast(pl.UInt32).alias("row")))
+        return pl.concat(found)
+
+    def _every_occurrence(self, out: pl.Series, found: pl.DataFrame, sessions: pl.Series | None) -> pl.Series:
+        """Redact each found value (in each of its spellings) wherever it occurs again in its text, or in
+        its session when `sessions` is given."""
+        inside_placeholders = " ".join(redacted(rule_type) for rule_type in self._types)
+        found = found.filter(
+            (pl.col("value").str.len_chars() >= pl.when("session_wide").then(_MIN_PROPAGATED_VALUE).otherwise(3))
+            & ~pl.lit(inside_placeholders).str.contains(pl.col("value"), literal=True)
+        )
+        if found.is_empty():
+            return out
+        scopes = _scopes(out.len(), sessions)
+        row_scopes = _scopes(out.len(), None)
+        spelled = (
+            found.select(
+                pl.when("session_wide")
+                .then(pl.lit(scopes).gather("row"))
+                .otherwise(pl.lit(row_scopes).gather("row"))
+                .alias("scope"),
+                "value",
+                "type",
+            )
+            .unique()
+            .with_columns(pl.col("value").map_elements(_all_spellings, return_dtype=pl.List(pl.String)))
+            .explode("value")
+            .rename({"value": "spelling"})
+            .unique(["scope", "spelling"], keep="first")
+        )
+        if spelled.is_empty():
+            return out
+        in_scope = scopes.is_in(spelled["scope"].unique().implode()) | row_scopes.is_in(
+            spelled["scope"].unique().implode()
+        )
+        targets = in_scope.arg_true()
+        patterns = spelled["spelling"].unique().to_list()
+        present = (
+            pl.DataFrame({"row": targets, "spelling": out.gather(targets).str.extract_many(patterns, overlapping=True)})
+            .explode("spelling")
+            .drop_nulls("spelling")
+            .unique()
+        )
+        present = pl.concat(
+            [
+                present.with_columns(pl.lit(scopes).gather("row").alias("scope")),
+                present.with_columns(pl.lit(row_scopes).gather("row").alias("scope")),
+            ]
+        ).join(spelled, on=["scope", "spelling"])
+        if present.is_empty():
+            return out
+        per_row = present.group_by("row").agg(pl.struct("type", "spelling").sort_by("spelling").alias("what"))
+        for what, rows in per_row.group_by("what").agg("row").iter_rows():
+            out = out.scatter(rows, _replace_spellings(out.gather(rows), what))
+        return out
 
     def _propagate_names(
         self, rule: Rule, out: pl.Series, original: pl.Series, rows: pl.Series, sessions: pl.Series | None
@@ -156,15 +303,14 @@ class Redactor:
         when no sessions are given): shell prompts `alice@laptop`, `ls -l` owners, `whoami` output."""
         found = pl.DataFrame({"row": rows, "m": original.str.extract_all(rule.pattern)}).explode("m")
         names = {}
-        for text in found["m"].drop_nulls().unique():
-            match = rule.regex.fullmatch(text)
-            name = RESOLVERS["home-user"](match["secret"]) if match else None
-            if name and len(name) >= _MIN_PROPAGATED_NAME and name.lower() not in _COMMON_NAMES:
+        for text, pre, secret, _ in rule.parts(found["m"]):
+            name = RESOLVERS["home-user"](secret, pre)
+            long_enough = len(name or "") >= _MIN_PROPAGATED_NAME - (not (name or "").isascii())
+            if name and long_enough and name.lower() not in _COMMON_NAMES:
                 names[text] = name
         if not names:
             return out
-        row_ids = pl.arange(0, out.len(), eager=True).cast(pl.String)
-        scopes = row_ids if sessions is None else sessions.cast(pl.String).fill_null("row:" + row_ids)
+        scopes = _scopes(out.len(), sessions)
         by_name = (
             found.filter(pl.col("m").is_in(list(names)))
             .select(pl.col("m").replace_strict(names).alias("name"), pl.lit(scopes).gather("row").alias("scope"))
@@ -180,3 +326,34 @@ class Redactor:
                 replaced = replaced.str.replace_all(pattern, template)
             out = out.scatter(target, replaced)
         return out
+
+
+def _all_spellings(value: str) -> list[str]:
+    """Every spelling of a found value: multi-line values by their long tokens, base64 values also decoded."""
+    tokens = _TOKEN.findall(value) if any(c.isspace() or c == "\\" for c in value) else [value]
+    forms: set[str] = set()
+    for token in tokens:
+        forms |= spellings(token)
+        decoded = decode_base64(token) if len(token) >= _MIN_PROPAGATED_VALUE else None
+        if decoded is not None and len(decoded.strip()) >= _MIN_PROPAGATED_VALUE and not decoded.isspace():
+            forms |= spellings(decoded.strip())
+    return sorted(form for form in forms if len(form) >= _MIN_PROPAGATED_VALUE)
+
+
+def _scopes(n_rows: int, sessions: pl.Series | None) -> pl.Series:
+    """The scope of each row for propagation: its session, or the row itself."""
+    row_ids = pl.arange(0, n_rows, eager=True).cast(pl.String)
+    return row_ids if sessions is None else sessions.cast(pl.String).fill_null("row:" + row_ids)
+
+
+def _replace_spellings(texts: pl.Series, what: list[dict[str, str]]) -> pl.Series:
+    """Replace the given (type, spelling) pairs, longest spelling first, at escape-safe boundaries."""
+    by_type: dict[str, list[str]] = {}
+    for item in what:
+        by_type.setdefault(item["type"], []).append(item["spelling"])
+    for rule_type, found in by_type.items():
+        alternation = "|".join(re.escape(s) for s in sorted(found, key=len, reverse=True))
+        pattern = f"{_OCCURRENCE_PRE}(?P<secret>{alternation}){_OCCURRENCE_POST}"
+        for _ in range(2):  # the `post` character can hide an adjacent occurrence from one pass
+            texts = texts.str.replace_all(pattern, "${pre}" + redacted(rule_type) + "${post}")
+    return texts

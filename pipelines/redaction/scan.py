@@ -1,11 +1,9 @@
 """Leak scan: report rule hits without changing the texts (the export's final check)."""
 
-import re
-
 import polars as pl
 
 from pipelines.redaction.json_safe import SENTINEL, with_sentinel
-from pipelines.redaction.prefilter import candidate_rows
+from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
 from pipelines.redaction.resolvers import RESOLVERS
 from pipelines.redaction.rules import Rule, RuleSet
 
@@ -18,29 +16,34 @@ def _snippets(rule: Rule, matches: pl.Series) -> dict[str, str]:
     """Distinct accepted match -> snippet with the secret masked as `<rule-id>`."""
     resolve = RESOLVERS.get(rule.resolver or "")
     snippets = {}
-    for text in matches:
-        match = rule.regex.fullmatch(text)
-        if match is None or (resolve is not None and resolve(match["secret"]) is None):
-            continue
-        pre = (match["pre"] or "") if "pre" in rule.groups else ""
-        post = (match["post"] or "") if "post" in rule.groups else ""
-        snippets[text] = f"{pre.lstrip(SENTINEL)[-_CONTEXT:]}<{rule.id}>{post}"
+    for text, pre, secret, post in rule.parts(matches):
+        if resolve is None or resolve(secret, pre) is not None:
+            snippets[text] = f"{pre.lstrip(SENTINEL)[-_CONTEXT:]}<{rule.id}>{post}"
     return snippets
 
 
-def any_rule_pattern(rules: RuleSet) -> str:
-    """One alternation of every rule (capture names dropped): a single regex pass finds rows worth a look."""
-    return "|".join(f"(?:{re.sub(r'[(][?]P<[a-z_]+>', '(?:', rule.pattern)})" for rule in rules.rules)
+def _matching_rows(haystack: Haystack, rules: RuleSet) -> dict[str, pl.Series]:
+    """Per rule, the rows its pattern matches: candidates by its prefilter (broad rules narrowed a group
+    at a time), then the pattern itself."""
+    candidates = narrow_broad(haystack, rules.rules, {rule.id: candidate_rows(haystack, rule) for rule in rules.rules})
+    return {
+        rule.id: rows.filter(haystack.texts.gather(rows).str.contains(rule.bare_pattern).fill_null(False))
+        for rule in rules.rules
+        if not (rows := candidates[rule.id]).is_empty()
+    }
 
 
-def _hits(rules: RuleSet, texts: pl.Series, *, prefilter: bool) -> pl.DataFrame:
-    padded = with_sentinel(texts)
+def _hits(rules: RuleSet, texts: pl.Series) -> pl.DataFrame:
+    """Each rule's matches in the rows it matches (see `_matching_rows`), those its resolver accepts."""
+    haystack = Haystack(with_sentinel(texts))
     frames = [pl.DataFrame(schema=HITS_SCHEMA)]
-    suspects = padded.str.contains(any_rule_pattern(rules)).fill_null(False)
+    matching = _matching_rows(haystack, rules)
     for rule in rules.rules:
-        rows = candidate_rows(padded.zip_with(suspects, pl.Series([None], dtype=pl.String)), rule, prefilter=prefilter)
+        if rule.id not in matching:
+            continue
+        rows = matching[rule.id]
         found = (
-            pl.DataFrame({"row": rows, "match": padded.gather(rows).str.extract_all(rule.pattern)})
+            pl.DataFrame({"row": rows, "match": haystack.texts.gather(rows).str.extract_all(rule.pattern)})
             .explode("match")
             .drop_nulls("match")
         )
@@ -59,11 +62,12 @@ def _hits(rules: RuleSet, texts: pl.Series, *, prefilter: bool) -> pl.DataFrame:
 def scan(rules: RuleSet, texts: pl.Series, *, strict: bool = True) -> pl.DataFrame:
     """One row per hit: (row, rule_id, snippet with the secret masked). Placeholders never hit.
 
-    Strict mode skips the keyword prefilter and also scans the texts with one level of JSON
-    escaping undone, so a secret spelled with `\\/` or split by escapes is still found.
+    Strict mode also scans the texts with one level of JSON escaping undone, so a secret spelled with
+    `\\/` or split by escapes is still found. The rules' prefilters are sound (tested over the corpus,
+    in both views), so they only save time.
     """
     texts = texts.cast(pl.String)
-    hits = [_hits(rules, texts, prefilter=not strict)]
+    hits = [_hits(rules, texts)]
     if strict:
-        hits.append(_hits(rules, texts.str.replace_many(_UNESCAPE_ONCE, leftmost=True), prefilter=False))
+        hits.append(_hits(rules, texts.str.replace_many(_UNESCAPE_ONCE, leftmost=True)))
     return pl.concat(hits).unique(maintain_order=True).sort("row", maintain_order=True)
