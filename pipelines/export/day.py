@@ -38,23 +38,32 @@ from pipelines.export.consent import OptOuts, apply_consent, ledger_entries, loa
 from pipelines.export.doubt import copy_status, names_in
 from pipelines.export.feedback import latest_rating_per_turn
 from pipelines.export.ingest import (
-    Ingested,
+    IngestedDays,
     files_fingerprint,
+    ingest_days,
+    ingest_writers,
+    ingested_keys,
     load_ingested,
     load_quarantined_raw,
-    read_day,
-    save_ingested,
 )
-from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_key
+from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_prefix
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
+from pipelines.export.parts import bucket_count, part_key, part_keys, read_parts
 from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
 from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
 from pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
-from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, session_history
+from pipelines.export.rules import Doubts, decide
+from pipelines.export.session_index import (
+    candidate_sessions,
+    lookback_index,
+    quarantined_sessions,
+    read_history,
+    write_session_index,
+)
 from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import Snapshot, load_snapshot
 from pipelines.export.stage import PartnerKeys, StagedFile, StagedPartition, StageReport, stage_day
@@ -65,7 +74,6 @@ from schemas.drop import drop_partition_path
 from schemas.exclusions import Fate
 from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, PROMPTS_PREFIX, USAGE
 from schemas.partners import Partner, PartnerRegistry, load_partner_registry
-from schemas.reader import batch_schema
 
 Metadata = dict[str, Any]
 Progress = Callable[[int], None]
@@ -108,9 +116,12 @@ class PreflightFailed(ValueError):
 
 # --- ingest -----------------------------------------------------------------------------------
 
+WORKING_SET_PER_LANDING_BYTE = 3.0  # in-memory bytes the rules hold per byte of usage JSONL (bench/scale.py)
+
 
 def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
-    """Validate the day's usage, experiment_requests and feedback; keep quarantine; index sessions."""
+    """Stream the day's usage, experiment_requests and feedback into bucketed parts, quarantine beside
+    them, and index the day's sessions; memory stays within the settings' limit whatever the day's size."""
     started = time.monotonic()
     problems = export_problems(settings, dt)
     if problems:
@@ -118,130 +129,124 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     store = open_store(settings.landing_url)
     area = RunArea(dt, run_id)
     _write_json(store, area.marker_key, {"run_id": run_id, "started_at": datetime.now(UTC).isoformat()})
-    days = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
-    parts: dict[str, Ingested] = {}
-    for record_type, window in days.items():
-        pieces = [read_day(store, record_type, day) for day in window]
-        merged = Ingested(
-            record_type.name,
-            pl.concat([p.rows for p in pieces]) if pieces else pl.from_arrow(batch_schema(record_type).empty_table()),
-            [q for p in pieces for q in p.quarantined if record_type is not FEEDBACK or f"/dt={dt}/" in q.file],
-            [n for p in pieces for n in p.notices],
-            sum(p.files for p in pieces),
-            sum(p.bytes for p in pieces),
-            "".join(p.fingerprint for p in pieces),
+    buckets = bucket_count(files_fingerprint(store, USAGE, dt)[2], settings.memory_bytes, WORKING_SET_PER_LANDING_BYTE)
+    flush_bytes = _flush_bytes(settings)
+    windows = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
+    parts: dict[str, IngestedDays] = {}
+    for record_type, window in windows.items():
+        rows, quarantine = ingest_writers(store, area, record_type, buckets, flush_bytes)
+        parts[record_type.name] = ingest_days(
+            store, record_type, window, rows, quarantine, dt if record_type is FEEDBACK else None
         )
-        save_ingested(store, area, merged)
-        parts[record_type.name] = merged
     usage, requests = parts[USAGE.name], parts[EXPERIMENT_REQUESTS.name]
     if usage.files == 0:
         raise FileNotFoundError(f"{store.url}/{USAGE.location}/dt={dt}: no usage files for this day")
-    _save_session_index(
+    write_session_index(
+        store, area, [area.session_history_prefix, session_index_prefix(dt)], usage.fingerprint + requests.fingerprint
+    )
+    _write_json(
         store,
-        dt,
-        session_history(usage.rows, requests.rows),
-        _quarantined_sessions([q.raw for q in usage.quarantined]),
-        usage.fingerprint + requests.fingerprint,
+        area.ingest_record_key,
+        {"buckets": buckets, **{f"{name}_quarantined": p.quarantined for name, p in parts.items()}},
     )
     return {
-        "usage_rows": usage.rows.height,
-        "usage_quarantined": len(usage.quarantined),
-        "experiment_requests_rows": requests.rows.height,
-        "experiment_requests_quarantined": len(requests.quarantined),
-        "feedback_events": parts[FEEDBACK.name].rows.height,
-        "feedback_quarantined": len(parts[FEEDBACK.name].quarantined),
+        "usage_rows": usage.rows,
+        "usage_quarantined": usage.quarantined,
+        "experiment_requests_rows": requests.rows,
+        "experiment_requests_quarantined": requests.quarantined,
+        "feedback_events": parts[FEEDBACK.name].rows,
+        "feedback_quarantined": parts[FEEDBACK.name].quarantined,
         "files": sum(p.files for p in parts.values()),
         "bytes": sum(p.bytes for p in parts.values()),
-        "first_quarantined": [str(q) for p in parts.values() for q in p.quarantined][:5],
+        "buckets": buckets,
+        "first_quarantined": [q for p in parts.values() for q in p.first_quarantined][:5],
         "run_area": f"{store.url}/{area.prefix}",
         "duration_s": round(time.monotonic() - started, 3),
     }
 
 
-def _quarantined_sessions(raw_lines: list[bytes]) -> list[str]:
-    return sorted(set(names_in(raw_lines, "id").get_column("session_id").drop_nulls().to_list()))
-
-
-def _save_session_index(
-    store: ObjectStore, dt: str, index: pl.DataFrame, quarantined_sessions: list[str], fingerprint: str
-) -> None:
-    metadata = {
-        b"fingerprint": fingerprint.encode(),
-        b"quarantined_sessions": json.dumps(quarantined_sessions).encode(),
-    }
-    write_parquet(store, session_index_key(dt), index.to_arrow().replace_schema_metadata(metadata))
-
-
-def _session_index(store: ObjectStore, dt: str) -> tuple[pl.DataFrame, list[str]]:
-    """A day's session history and the sessions its quarantined usage lines name, rebuilt when stale."""
-    fingerprint = files_fingerprint(store, USAGE, dt)[0] + files_fingerprint(store, EXPERIMENT_REQUESTS, dt)[0]
-    key = session_index_key(dt)
-    if store.exists(key):
-        table = read_parquet(store, key)
-        metadata = table.schema.metadata or {}
-        if metadata.get(b"fingerprint", b"").decode() == fingerprint and b"quarantined_sessions" in metadata:
-            return pl.from_arrow(table), json.loads(metadata[b"quarantined_sessions"])  # type: ignore[return-value]
-    usage = read_day(store, USAGE, dt)
-    index = session_history(usage.rows, read_day(store, EXPERIMENT_REQUESTS, dt).rows)
-    quarantined = _quarantined_sessions([q.raw for q in usage.quarantined])
-    _save_session_index(store, dt, index, quarantined, fingerprint)
-    return index, quarantined
+def _flush_bytes(settings: ExportSettings) -> int:
+    """Write buffers: a sixteenth of the memory limit (parts of a few MB to tens of MB)."""
+    return max(1024 * 1024, settings.memory_bytes // 16)
 
 
 # --- decide -----------------------------------------------------------------------------------
 
 
 def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
-    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day."""
+    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day,
+    one bucket at a time, with the lookback's session history of the day's candidate sessions only."""
     started = time.monotonic()
     store = open_store(settings.landing_url)
     area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
     snapshot = load_snapshot(store)
     opt_outs = load_opt_outs(store)
-    usage = load_ingested(store, area, USAGE.name)
-    requests = load_ingested(store, area, EXPERIMENT_REQUESTS.name)
+    buckets = _read_json(store, area.ingest_record_key)["buckets"]
+    sessions = candidate_sessions(store, area.session_history_prefix)
     known_days = set(landing_days(store, USAGE))
-    lookback = [_session_index(store, day) for day in days_before(dt, settings.lookback_days) if day in known_days]
+    lookback = [
+        lookback_index(store, day, _flush_bytes(settings), buckets)
+        for day in days_before(dt, settings.lookback_days)
+        if day in known_days
+    ]
     history = pl.concat(
-        [index.select(HISTORY_COLUMNS) for index, _ in lookback]
-        + [session_history(usage, requests).select(HISTORY_COLUMNS)]
+        [read_history(store, prefix, sessions) for prefix, _ in lookback]
+        + [read_history(store, area.session_history_prefix, sessions)]
     )
     usage_quarantine = load_quarantined_raw(store, area, USAGE.name)
-    doubts = Doubts(
-        copies=copy_status(usage, names_in(usage_quarantine, "id").get_column("usage_id").drop_nulls().to_list()),
-        quarantined_request_usage_ids=names_in(load_quarantined_raw(store, area, EXPERIMENT_REQUESTS.name), "usage_id")
-        .get_column("usage_id")
-        .drop_nulls()
-        .to_list(),
-        quarantined_sessions=sorted(
-            {s for _, sessions in lookback for s in sessions} | set(_quarantined_sessions(usage_quarantine))
-        ),
-    )
+    broken_ids = names_in(usage_quarantine, "id").get_column("usage_id").drop_nulls().to_list()
+    request_doubts = names_in(load_quarantined_raw(store, area, EXPERIMENT_REQUESTS.name), "usage_id")
+    quarantined = {s for _, named in lookback for s in named} | set(quarantined_sessions(store, area))
+    doubted_requests = request_doubts.get_column("usage_id").drop_nulls().to_list()
     prompts = BlobReader(store, PROMPTS_PREFIX)
-    decisions = decide(
-        usage,
-        requests,
-        snapshot.versions,
-        eval_owners(registry),
-        list(opt_outs.users),
-        list(opt_outs.machines),
-        history,
-        prompts.existing,
-        settings.lookback_days,
-        doubts,
-    )
-    write_parquet(store, area.decisions_key, decisions.to_arrow())
-    excluded = Counter(decisions.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
-    exported = Counter(decisions.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
+    owners = eval_owners(registry)
+    requests_keys = ingested_keys(store, area, EXPERIMENT_REQUESTS.name)
+    usage_keys = ingested_keys(store, area, USAGE.name)
+    rows_in = 0
+    exported: Counter[str] = Counter()
+    excluded: Counter[str] = Counter()
+    for bucket in range(buckets):
+        usage = load_ingested(store, area, USAGE, usage_keys.get(bucket, []))
+        doubts = Doubts(
+            copies=copy_status(usage, broken_ids),
+            quarantined_request_usage_ids=doubted_requests,
+            quarantined_sessions=sorted(quarantined),
+        )
+        decisions = decide(
+            usage,
+            load_ingested(store, area, EXPERIMENT_REQUESTS, requests_keys.get(bucket, [])),
+            snapshot.versions,
+            owners,
+            list(opt_outs.users),
+            list(opt_outs.machines),
+            history,
+            prompts.existing,
+            settings.lookback_days,
+            doubts,
+        )
+        write_parquet(store, part_key(area.decisions_prefix, bucket, 0), decisions.to_arrow())
+        rows_in += decisions.height
+        exported.update(decisions.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
+        excluded.update(decisions.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
     return {
-        "rows_in": decisions.height,
+        "rows_in": rows_in,
         "exported": dict(sorted(exported.items())),
         "excluded": dict(sorted(excluded.items())),
+        "buckets": buckets,
+        "history_rows": history.height,
         "registry_notices": registry_notices(registry, snapshot),
         "snapshot_notices": snapshot.notices,
         "duration_s": round(time.monotonic() - started, 3),
     }
+
+
+def load_decisions(store: ObjectStore, area: RunArea, where: pl.Expr | None = None) -> pl.DataFrame:
+    """The run's decisions (every usage row with its fate), or those matching ``where``."""
+    keys = [k for part in part_keys(store, area.decisions_prefix).values() for k in part]
+    if not keys:
+        raise RuntimeError(f"run {area.run_id} has no decisions for dt={area.dt}: run the decide step first")
+    return read_parts(store, keys, None, where=where)
 
 
 def registry_notices(registry: PartnerRegistry, snapshot: Snapshot) -> list[str]:
@@ -269,8 +274,6 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
     registry = load_partner_registry(settings.partners_path)
     partners = selected_partners(settings, registry)
     registry.check_distinct_salts()
-    decisions = pl.from_arrow(read_parquet(store, area.decisions_key))
-    assert isinstance(decisions, pl.DataFrame)
     keys: dict[str, PartnerKeys] = {}
     failed: dict[str, str] = {}
     for partner in partners:
@@ -280,8 +283,10 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
             failed[partner.id] = str(exc)
             continue
         keys[partner.id] = PartnerKeys(salt, make_redactor(salt))
-    exported = decisions.filter((pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(list(keys)))
-    ratings = latest_rating_per_turn(load_ingested(store, area, FEEDBACK.name))
+    exported = load_decisions(
+        store, area, (pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(list(keys))
+    )
+    ratings = latest_rating_per_turn(load_ingested(store, area, FEEDBACK))
     report = stage_day(
         store,
         exported,
@@ -295,7 +300,7 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
     )
     if not report.redactor_version:
         report.redactor_version = make_redactor(b"version-only").version
-    _write_json(store, area.accounts_key, _accounts(store, area, decisions, report, list(keys)))
+    _write_json(store, area.accounts_key, _accounts(store, area, exported, report, list(keys)))
     _write_json(store, area.staged_record_key, _staged_record(report, failed))
     return {
         "rows_out": report.rows,
@@ -314,25 +319,36 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
 
 
 def _accounts(
-    store: ObjectStore, area: RunArea, decisions: pl.DataFrame, report: StageReport, staged: list[str]
+    store: ObjectStore, area: RunArea, exported: pl.DataFrame, report: StageReport, staged: list[str]
 ) -> dict:
-    final = decisions.with_columns(
-        pl.col("id").replace_strict(report.reclassified, default=None, return_dtype=pl.String).alias("_late_reason")
-    ).with_columns(
-        pl.coalesce("_late_reason", "reason").alias("reason"),
-        pl.when(pl.col("_late_reason").is_not_null())
-        .then(pl.lit(Fate.EXCLUDED.value))
-        .otherwise(pl.col("fate"))
-        .alias("fate"),
+    """Every usage line's final fate, counted part by part: the decisions, less the exported rows staging
+    reclassified (their prompt could not be read), plus the quarantined lines."""
+    counts = pl.concat(
+        [
+            read_parts(store, [key], None, columns=["fate", "reason", "partner_id"])
+            .group_by("fate", "reason", "partner_id")
+            .len()
+            for keys in part_keys(store, area.decisions_prefix).values()
+            for key in keys
+        ]
     )
-    exported = Counter(final.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
-    excluded = Counter(final.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
-    quarantined = len(load_quarantined_raw(store, area, USAGE.name))
+    exported_by: Counter[str] = Counter()
+    excluded: Counter[str] = Counter()
+    for fate, reason, partner, n in counts.iter_rows():
+        if fate == Fate.EXPORTED.value:
+            exported_by[partner] += n
+        else:
+            excluded[reason] += n
+    late = exported.filter(pl.col("id").is_in(list(report.reclassified)))
+    for usage_id, partner in late.select("id", "partner_id").iter_rows():
+        exported_by[partner] -= 1
+        excluded[report.reclassified[usage_id]] += 1
+    quarantined = _read_json(store, area.ingest_record_key)[f"{USAGE.name}_quarantined"]
     return {
         "dt": area.dt,
-        "usage_lines": decisions.height + quarantined,
+        "usage_lines": int(counts.get_column("len").sum()) + quarantined,
         "quarantined": quarantined,
-        "exported": dict(sorted(exported.items())),
+        "exported": dict(sorted((p, n) for p, n in exported_by.items() if n)),
         "excluded": dict(sorted(excluded.items())),
         "staged_partners": sorted(staged),
         "reclassified": report.reclassified,
@@ -410,8 +426,9 @@ def run_checks(settings: ExportSettings, dt: str, run_id: str) -> list[CheckOutc
     lineage = pl.from_arrow(read_parquet(store, area.lineage_key))
     assert isinstance(lineage, pl.DataFrame)
     snapshot = load_snapshot(store)
-    usage = load_ingested(store, area, USAGE.name)
-    requests = load_ingested(store, area, EXPERIMENT_REQUESTS.name)
+    traced = lineage.get_column("usage_id").unique()
+    usage = load_ingested(store, area, USAGE, where=pl.col("id").is_in(traced.to_list()))
+    requests = load_ingested(store, area, EXPERIMENT_REQUESTS, where=pl.col("usage_id").is_in(traced.to_list()))
     production, foreign = check_rows_trace_to_own_preview_traffic(
         staged_rows,
         lineage.select("partner_id", "experiment_id", "request_id", "usage_id"),

@@ -14,6 +14,7 @@ from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, EXCLUSIONS_IN_ORDE
 DEFAULT_PARTNERS_PATH = "pipelines/synth/partners.yaml"
 DEFAULT_LANDING_URL = "var/landing"
 FIRST_DAY = "2026-10-01"  # the first day partition of the export
+DEFAULT_MEMORY_LIMIT_MB = 2048  # a 2-core, 8 GB worker runs two shards side by side with room to spare
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class ExportSettings:
     target_file_bytes: int = TARGET_FILE_BYTES
     only_partner: str | None = None
     lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
+    memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+
+    @property
+    def memory_bytes(self) -> int:
+        """The memory the export may hold at once (its buckets and write buffers are sized from it)."""
+        return self.memory_limit_mb * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> ExportSettings:
@@ -39,6 +46,7 @@ class ExportSettings:
             "partners_path": env.get("TRACEDROP_PARTNERS", DEFAULT_PARTNERS_PATH),
             "lookback_days": int(env.get("TRACEDROP_SESSION_LOOKBACK_DAYS", DEFAULT_SESSION_LOOKBACK_DAYS)),
             "lock_wait_seconds": float(env.get("TRACEDROP_LOCK_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)),
+            "memory_limit_mb": int(env.get("TRACEDROP_EXPORT_MEMORY_MB", DEFAULT_MEMORY_LIMIT_MB)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
