@@ -41,12 +41,28 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes identical files.")] = 7,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (default: the scenario's).")] = None,
     gzip: Annotated[bool, typer.Option("--gzip/--no-gzip", help="Write .jsonl.gz files.")] = False,
+    preview_share: Annotated[
+        float | None,
+        typer.Option(help="Share of usage rows that are preview traffic, 0 < F <= 1; the rest is bulk production."),
+    ] = None,
+    history_days: Annotated[
+        int, typer.Option(help="Days before the first day with the preview sessions only (rule-7 lookback).")
+    ] = 0,
 ) -> None:
     """Write a realistic synthetic landing zone that exercises every export rule."""
     from pipelines.synth.cli import synth_command
 
     raise typer.Exit(
-        synth_command(out=out, days=days, requests_per_day=requests_per_day, seed=seed, start=start, gzip=gzip)
+        synth_command(
+            out=out,
+            days=days,
+            requests_per_day=requests_per_day,
+            seed=seed,
+            start=start,
+            gzip=gzip,
+            preview_share=preview_share,
+            history_days=history_days,
+        )
     )
 
 

@@ -40,15 +40,32 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
     return [rows, blobs, fates]
 
 
-def synth_command(out: str, days: int, requests_per_day: int, seed: int, start: str | None, gzip: bool) -> int:
+def synth_command(
+    out: str,
+    days: int,
+    requests_per_day: int,
+    seed: int,
+    start: str | None,
+    gzip: bool,
+    preview_share: float | None = None,
+    history_days: int = 0,
+) -> int:
     """Generate into ``out``; print what was written. Exit status 0, or 2 for bad arguments or location."""
     console = Console()
     try:
         first = date.fromisoformat(start) if start else DEFAULT_START
-        config = SynthConfig(days=days, requests_per_day=requests_per_day, seed=seed, start=first, gzip=gzip)
+        config = SynthConfig(
+            days=days,
+            requests_per_day=requests_per_day,
+            seed=seed,
+            start=first,
+            gzip=gzip,
+            preview_share=preview_share,
+            history_days=history_days,
+        )
         store = open_store(out)
     except (ValueError, SynthError) as exc:
-        console.print(f"[red]tracedrop synth: {exc}[/red]")
+        console.print(f"[red]tracedrop synth: {exc}[/red]", soft_wrap=True)
         return 2
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -59,7 +76,7 @@ def synth_command(out: str, days: int, requests_per_day: int, seed: int, start: 
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task("synth", total=days * requests_per_day, mb="0")
+        task = bar.add_task("synth", total=config.total_days * requests_per_day, mb="0")
 
         def progress(p: SynthProgress) -> None:
             bar.update(task, completed=p.requests, description=f"day {p.day}", mb=f"{p.bytes_written / 1e6:,.0f}")
@@ -67,7 +84,7 @@ def synth_command(out: str, days: int, requests_per_day: int, seed: int, start: 
         try:
             summary = generate(store, config, progress)
         except (SynthError, ObjectStoreError) as exc:
-            console.print(f"[red]tracedrop synth: {exc}[/red]")
+            console.print(f"[red]tracedrop synth: {exc}[/red]", soft_wrap=True)
             return 2
     for table in summary_tables(summary):
         console.print(table)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from pipelines.landing_writer import timestamp
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = 1_000_000
 MINUTE = 60 * SECOND
@@ -21,8 +23,8 @@ def to_datetime(us: int) -> datetime:
 
 
 def rfc3339(us: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The landing zone's timestamp text of a moment."""
+    return timestamp(to_datetime(us))
 
 
 def day_of(us: int) -> str:

@@ -7,6 +7,7 @@ the same bytes (ids, times and texts come from seeded generators, never the cloc
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -17,18 +18,21 @@ from typing import Any
 import orjson
 
 from pipelines.export.doubt import named_value
+from pipelines.landing_writer import jsonl, usage_frame_jsonl
 from pipelines.objectstore import ObjectStore
 from pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
 from pipelines.synth.content import AgentContent, Pools
 from pipelines.synth.ids import Ids
 from pipelines.synth.malformed import Malformer
 from pipelines.synth.population import build_population
+from pipelines.synth.production import people_frame, production_day
 from pipelines.synth.rows import experiment_request_rows, feedback_row, planted_row, usage_row
 from pipelines.synth.scenario import build_scenario, snapshot_rows
 from pipelines.synth.sessions import Delivery, Request, SessionBuilder, SessionOutput
-from pipelines.synth.traffic import PLANTED_PER_REQUESTS, Traffic, background_share
-from pipelines.synth.truth import Consent, Doubt, judge_session
+from pipelines.synth.traffic import EXPERIMENT_SHARE, PLANTED_PER_REQUESTS, Traffic, background_share
+from pipelines.synth.truth import Consent, Doubt, judge_session, production_truth
 from pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, Corrupt, DayFiles
+from schemas.exclusions import Exclusion
 from schemas.landing import (
     EXPERIMENT_REQUESTS,
     FEEDBACK,
@@ -46,6 +50,7 @@ SYNTH_ROOT = "_synth"
 SUMMARY_KEY = f"{SYNTH_ROOT}/summary.json"
 TRUTH, PLANTED = "truth", "planted"
 MALFORMED_RATE = 0.001
+PLANTED_PREVIEW_ROWS = round(PLANTED_PER_REQUESTS * EXPERIMENT_SHARE)  # preview rows per planted set, with a share
 
 
 class SynthError(RuntimeError):
@@ -61,10 +66,39 @@ class SynthConfig:
     gzip: bool = False
     roll_bytes: int = DEFAULT_ROLL_BYTES
     malformed_rate: float = MALFORMED_RATE
+    preview_share: float | None = None  # share of usage rows that are preview traffic; None: the session mix
+    history_days: int = 0  # days before ``start`` written without bulk production rows (rule-7 lookback)
 
     def __post_init__(self) -> None:
         if self.days < 1 or self.requests_per_day < 1:
             raise SynthError("days and requests per day must be at least 1")
+        if self.preview_share is not None and not 0 < self.preview_share <= 1:
+            raise SynthError(
+                f"--preview-share must be more than 0 and at most 1 (a share of usage rows), got {self.preview_share}"
+            )
+        if self.history_days < 0:
+            raise SynthError(f"--history-days must be 0 or more, got {self.history_days}")
+
+    @property
+    def preview_rows(self) -> int | None:
+        """Usage rows of preview traffic wanted a day (None: whatever the session mix gives)."""
+        return None if self.preview_share is None else max(1, round(self.preview_share * self.requests_per_day))
+
+    @property
+    def session_requests(self) -> int:
+        """Requests a day the session builder makes (the rest are bulk production rows)."""
+        wanted = self.preview_rows
+        if wanted is None:
+            return self.requests_per_day
+        return min(self.requests_per_day, math.ceil(wanted / EXPERIMENT_SHARE))
+
+    @property
+    def first_day(self) -> date:
+        return self.start - timedelta(days=self.history_days)
+
+    @property
+    def total_days(self) -> int:
+        return self.history_days + self.days
 
 
 @dataclass(frozen=True)
@@ -114,14 +148,15 @@ class _Run:
     def __init__(self, store: ObjectStore, config: SynthConfig) -> None:
         self.store = store
         self.config = config
-        start = datetime(config.start.year, config.start.month, config.start.day, tzinfo=UTC)
-        self.scenario = build_scenario(start, config.days)
-        self.population = build_population(random.Random(f"{config.seed}:population"), config.requests_per_day // 8)
+        first = config.first_day
+        self.scenario = build_scenario(datetime(first.year, first.month, first.day, tzinfo=UTC), config.total_days)
+        self.population = build_population(random.Random(f"{config.seed}:population"), config.session_requests // 8)
         pop = self.population
         assert pop.opted_out_user.user_id and pop.opted_out_machine_user.machine_id
         self.consent = Consent(
             frozenset({pop.opted_out_user.user_id}), frozenset({pop.opted_out_machine_user.machine_id})
         )
+        self.people = people_frame(self.population) if config.preview_share is not None else None
         pools = Pools.build(random.Random(f"{config.seed}:content"))
         self.builder = SessionBuilder(AgentContent(pools), self.scenario.end_us)
         self.traffic = Traffic(self.scenario, pop)
@@ -143,7 +178,7 @@ class _Run:
         self._put_jsonl(OPT_OUTS.location, self.population.opt_out_rows(rfc3339(to_us(self.scenario.opt_out_at))))
 
     def _put_jsonl(self, key: str, rows: list[dict[str, Any]]) -> None:
-        self.store.put(key, b"".join(orjson.dumps(row) + b"\n" for row in rows))
+        self.store.put(key, jsonl(rows))
 
     def _row(
         self, record_type: RecordType, dt: str, row: dict[str, Any], corrupt: Corrupt | None = None
@@ -225,29 +260,57 @@ class _Run:
         return len(output.requests), experiment_requests
 
     def day(self, index: int, day: date, progress: Progress | None) -> None:
+        """One day: the planted sessions, background sessions, then (with a preview share) bulk production."""
         config = self.config
         rng = random.Random(f"{config.seed}:day:{day.isoformat()}")
         ids = Ids(rng)
         start = day_start_us(day)
         target = config.requests_per_day
+        preview = config.preview_rows
+        planted_sets = target // PLANTED_PER_REQUESTS if preview is None else round(preview / PLANTED_PREVIEW_ROWS)
         plans = [
             plan
-            for rep in range(max(1, target // PLANTED_PER_REQUESTS))
+            for rep in range(max(1, planted_sets))
             for plan in self.traffic.planted(start, rng, first_of_run=index == 0 and rep == 0)
         ]
         done = experiment = 0
         for plan in plans:
             n, e = self.emit(self.builder.build(plan, rng, ids))
             done, experiment = done + n, experiment + e
-        share = background_share(target, done, experiment)
-        while done < target:
-            done += self.emit(self.builder.build(self.traffic.background(start, rng, share), rng, ids))[0]
-            if progress is not None:
-                blob_bytes = sum(s.bytes for s in self.blobs.stats.values())
-                progress(
-                    SynthProgress(day.isoformat(), index, config.days, self.requests, target * config.days, blob_bytes)
-                )
+        share = background_share(target, done, experiment) if preview is None else 1.0
+
+        def more() -> bool:
+            return done < target if preview is None else done < target and experiment < preview
+
+        while more():
+            n, e = self.emit(self.builder.build(self.traffic.background(start, rng, share), rng, ids))
+            done, experiment = done + n, experiment + e
+            self._progress(day, index, progress)
+        if preview is not None and index >= config.history_days and done < target:
+            self._production(day, target - done, progress, index)
         self.files.close_through(day.isoformat())
+
+    def _progress(self, day: date, index: int, progress: Progress | None) -> None:
+        if progress is not None:
+            blob_bytes = sum(s.bytes for s in self.blobs.stats.values())
+            target = self.config.requests_per_day * self.config.total_days
+            progress(SynthProgress(day.isoformat(), index, self.config.total_days, self.requests, target, blob_bytes))
+
+    def _production(self, day: date, rows: int, progress: Progress | None, index: int) -> None:
+        """Bulk production usage rows (and their truth) in whole objects, a chunk at a time."""
+        assert self.people is not None
+        dt = day.isoformat()
+        chunks = production_day(self.config.seed, dt, rows, day_start_us(day), self.people)
+        for part, usage in enumerate(chunks):
+            name = f"production-{part:05d}"
+            data = usage_frame_jsonl(usage)
+            directory = partition_dir(USAGE, dt)
+            self.files.write_object(USAGE.name, directory, dt, name, data, usage.height, self.config.gzip)
+            truth = production_truth(usage).write_ndjson().encode()
+            self.files.write_object(TRUTH, truth_dir(dt), dt, name, truth, usage.height, False)
+            self.excluded[(Exclusion.NOT_ONE_EXPERIMENT_REQUEST.value, dt)] += usage.height
+            self.requests += usage.height
+            self._progress(day, index, progress)
 
     def summary(self) -> dict[str, Any]:
         stats = self.files.stats
@@ -295,8 +358,8 @@ def generate(store: ObjectStore, config: SynthConfig, progress: Progress | None 
     run = _Run(store, config)
     try:
         run.write_snapshots()
-        for index in range(config.days):
-            run.day(index, config.start + timedelta(days=index), progress)
+        for index in range(config.total_days):
+            run.day(index, config.first_day + timedelta(days=index), progress)
         run.files.close_through()
     finally:
         run.blobs.close()

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
+from pipelines.landing_writer import line
 from pipelines.synth.ids import Ids
+from schemas.landing import OPT_OUTS
 
 ANON_SHARE = 0.1
 ANON_WITHOUT_MACHINE_SHARE = 0.4
@@ -39,12 +42,15 @@ class Population:
     def pick(self, rng: random.Random) -> Person:
         return self.people[rng.randrange(len(self.people))]
 
-    def opt_out_rows(self, recorded_at: str) -> list[dict[str, str]]:
+    def opt_out_rows(self, recorded_at: str) -> list[dict[str, Any]]:
         """``consent/opt_outs.jsonl`` rows."""
         assert self.opted_out_user.user_id and self.opted_out_machine_user.machine_id
         return [
-            {"subject": "user", "value": self.opted_out_user.user_id, "recorded_at": recorded_at},
-            {"subject": "machine", "value": self.opted_out_machine_user.machine_id, "recorded_at": recorded_at},
+            line(OPT_OUTS, {"subject": "user", "value": self.opted_out_user.user_id, "recorded_at": recorded_at}),
+            line(
+                OPT_OUTS,
+                {"subject": "machine", "value": self.opted_out_machine_user.machine_id, "recorded_at": recorded_at},
+            ),
         ]
 
 

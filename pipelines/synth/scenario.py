@@ -12,8 +12,10 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from pipelines.synth.clock import rfc3339, to_us
+from pipelines.landing_writer import line
+from pipelines.synth.clock import to_us
 from schemas.bucketing import version_in_force
+from schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT, MODEL_EXPERIMENT_VARIANT_VERSION
 from schemas.partners import Partner, PartnerRegistry, load_partner_registry
 
 PARTNERS_YAML = Path(__file__).with_name("partners.yaml")
@@ -255,36 +257,40 @@ def snapshot_rows(scenario: Scenario) -> dict[str, list[dict[str, object]]]:
     experiments, variants, versions = [], [], []
     for e in scenario.experiments.values():
         experiments.append(
-            {
-                "id": e.id,
-                "public_model_id": e.public_model_id,
-                "name": e.name,
-                "status": e.status,
-                "started_at": _ts(e.started_at),
-                "ended_at": _ts(e.ended_at),
-                "created_at": _ts(e.created_at),
-                "updated_at": _ts(e.updated_at),
-                "is_archived": False,
-            }
+            line(
+                MODEL_EXPERIMENT,
+                {
+                    "id": e.id,
+                    "public_model_id": e.public_model_id,
+                    "name": e.name,
+                    "status": e.status,
+                    "started_at": e.started_at,
+                    "ended_at": e.ended_at,
+                    "created_at": e.created_at,
+                    "updated_at": e.updated_at,
+                    "is_archived": False,
+                },
+            )
         )
         for v in e.variants:
-            variants.append({"id": v.id, "experiment_id": e.id, "label": v.label, "weight": v.weight})
+            variant = {"id": v.id, "experiment_id": e.id, "label": v.label, "weight": v.weight}
+            variants.append(line(MODEL_EXPERIMENT_VARIANT, variant))
             for ver in v.versions:
                 versions.append(
-                    {
-                        "id": ver.id,
-                        "variant_id": v.id,
-                        "upstream": {"internal_id": ver.internal_id, "base_url": ver.base_url},
-                        "effective_at": _ts(ver.effective_at),
-                        "created_at": _ts(ver.effective_at),
-                    }
+                    line(
+                        MODEL_EXPERIMENT_VARIANT_VERSION,
+                        {
+                            "id": ver.id,
+                            "variant_id": v.id,
+                            "internal_id": ver.internal_id,
+                            "base_url": ver.base_url,
+                            "effective_at": ver.effective_at,
+                            "created_at": ver.effective_at,
+                        },
+                    )
                 )
     return {
-        "model_experiment": experiments,
-        "model_experiment_variant": variants,
-        "model_experiment_variant_version": versions,
+        MODEL_EXPERIMENT.name: experiments,
+        MODEL_EXPERIMENT_VARIANT.name: variants,
+        MODEL_EXPERIMENT_VARIANT_VERSION.name: versions,
     }
-
-
-def _ts(moment: datetime | None) -> str | None:
-    return None if moment is None else rfc3339(to_us(moment))

@@ -10,6 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import polars as pl
+
+from pipelines.landing_writer import POLARS_TIMESTAMP_FORMAT
 from pipelines.synth.clock import DAY, rfc3339, to_datetime
 from pipelines.synth.scenario import Scenario
 from pipelines.synth.sessions import Delivery, PromptState, Request, RequestRows
@@ -127,3 +130,23 @@ def judge_session(
         rows.append(copies)
         history.append((request.created_us, _served_experiment(request, scenario)))
     return rows
+
+
+def production_truth(usage: pl.DataFrame) -> pl.DataFrame:
+    """Truth rows (as :func:`judge_session` spells them) of bulk production usage rows.
+
+    They have no experiment_requests row, no copy and no broken line naming them, so rule 1 excludes
+    every one of them: the first check :func:`first_failing_rule` makes after doubt.
+    """
+    none = pl.lit(None, dtype=pl.String)
+    return usage.select(
+        pl.col("id").alias("usage_id"),
+        pl.col("created_at").dt.strftime(POLARS_TIMESTAMP_FORMAT),
+        pl.lit(Fate.EXCLUDED.value).alias("fate"),
+        pl.lit(Exclusion.NOT_ONE_EXPERIMENT_REQUEST.value).alias("reason"),
+        none.alias("partner_id"),
+        none.alias("experiment_id"),
+        none.alias("variant_id"),
+        none.alias("variant_version_id"),
+        none.alias("feedback_rating"),
+    )

@@ -107,6 +107,16 @@ class DayFiles:
         self._writer(table, directory, dt, stem, False, None).write(orjson.dumps(row))
         self.stats.rows[(table, dt)] += 1
 
+    def write_object(self, table: str, directory: str, dt: str, name: str, data: bytes, rows: int, gzip: bool) -> None:
+        """Write ``rows`` lines of bulk JSONL as the one object ``<directory>/<name>.jsonl[.gz]``."""
+        if gzip:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, GZIP_WBITS)
+            data = compressor.compress(data) + compressor.flush()
+        self.store.put(f"{directory}/{name}.jsonl{'.gz' if gzip else ''}", data)
+        self.stats.rows[(table, dt)] += rows
+        self.stats.files[table] += 1
+        self.stats.bytes[table] += len(data)
+
     def _writer(self, table: str, directory: str, dt: str, stem: str, gzip: bool, roll: int | None) -> RolledJsonl:
         key = (table, dt)
         writer = self._open.get(key)
