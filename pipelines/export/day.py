@@ -39,9 +39,9 @@ from pipelines.export.doubt import copy_status, names_in
 from pipelines.export.feedback import latest_rating_per_turn
 from pipelines.export.ingest import (
     IngestedDays,
+    IngestPlan,
     files_fingerprint,
     ingest_days,
-    ingest_writers,
     ingested_keys,
     load_ingested,
     load_quarantined_raw,
@@ -49,7 +49,7 @@ from pipelines.export.ingest import (
 from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_prefix
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
-from pipelines.export.parts import bucket_count, part_key, part_keys, read_parts
+from pipelines.export.parts import CODEC, bucket_count, part_key, part_keys, read_parts
 from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
@@ -130,14 +130,12 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     area = RunArea(dt, run_id)
     _write_json(store, area.marker_key, {"run_id": run_id, "started_at": datetime.now(UTC).isoformat()})
     buckets = bucket_count(files_fingerprint(store, USAGE, dt)[2], settings.memory_bytes, WORKING_SET_PER_LANDING_BYTE)
-    flush_bytes = _flush_bytes(settings)
+    plan = _ingest_plan(settings, buckets)
     windows = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
     parts: dict[str, IngestedDays] = {}
     for record_type, window in windows.items():
-        rows, quarantine = ingest_writers(store, area, record_type, buckets, flush_bytes)
-        parts[record_type.name] = ingest_days(
-            store, record_type, window, rows, quarantine, dt if record_type is FEEDBACK else None
-        )
+        quarantine_day = dt if record_type is FEEDBACK else None
+        parts[record_type.name] = ingest_days(store, area, record_type, window, plan, quarantine_day)
     usage, requests = parts[USAGE.name], parts[EXPERIMENT_REQUESTS.name]
     if usage.files == 0:
         raise FileNotFoundError(f"{store.url}/{USAGE.location}/dt={dt}: no usage files for this day")
@@ -165,9 +163,9 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     }
 
 
-def _flush_bytes(settings: ExportSettings) -> int:
-    """Write buffers: a sixteenth of the memory limit (parts of a few MB to tens of MB)."""
-    return max(1024 * 1024, settings.memory_bytes // 16)
+def _ingest_plan(settings: ExportSettings, buckets: int) -> IngestPlan:
+    """Each worker's write buffers hold a sixteenth of the memory limit (parts of a few MB to tens of MB)."""
+    return IngestPlan(buckets, max(1024 * 1024, settings.memory_bytes // 16 // settings.workers), settings.workers)
 
 
 # --- decide -----------------------------------------------------------------------------------
@@ -186,7 +184,7 @@ def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     sessions = candidate_sessions(store, area.session_history_prefix)
     known_days = set(landing_days(store, USAGE))
     lookback = [
-        lookback_index(store, day, _flush_bytes(settings), buckets)
+        lookback_index(store, day, _ingest_plan(settings, buckets))
         for day in days_before(dt, settings.lookback_days)
         if day in known_days
     ]
@@ -225,7 +223,7 @@ def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
             settings.lookback_days,
             doubts,
         )
-        write_parquet(store, part_key(area.decisions_prefix, bucket, 0), decisions.to_arrow())
+        write_parquet(store, part_key(area.decisions_prefix, bucket, 0), decisions.to_arrow(), compression=CODEC)
         rows_in += decisions.height
         exported.update(decisions.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
         excluded.update(decisions.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
+from multiprocessing import get_context
 
 import orjson
 import polars as pl
-import pyarrow as pa
 
 from pipelines.export.internal_area import RunArea
 from pipelines.export.parts import PartWriter, part_keys, read_parts
+from pipelines.export.ranges import FileRange, open_range, plan_ranges
 from pipelines.landing import landing_files, read_record_type
-from pipelines.objectstore import ObjectStore
-from schemas.landing import EXPERIMENT_REQUESTS, USAGE, RecordType
+from pipelines.objectstore import ObjectNotFound, ObjectStore, open_store
+from schemas.landing import EXPERIMENT_REQUESTS, RECORD_TYPES, USAGE, RecordType
 from schemas.reader import (
     LINEAGE_FILE,
     LINEAGE_LINE,
     QUARANTINE_SCHEMA,
     QuarantineReason,
     QuarantineRecord,
+    ReadBatch,
     batch_schema,
     quarantine_table,
+    read_lines,
 )
 
 Progress = Callable[[str], None]
@@ -63,19 +68,28 @@ def files_fingerprint(store: ObjectStore, record_type: RecordType, dt: str | Non
 def day_batches(
     store: ObjectStore, record_type: RecordType, dt: str | None
 ) -> Iterator[tuple[pl.DataFrame, list[QuarantineRecord], list[str]]]:
-    """Validated batches of a record type's day (or its snapshot file): (rows, quarantined lines, notices).
+    """Validated batches of a record type's day (or its snapshot file): (rows, quarantined lines, notices)."""
+    for batch in read_record_type(store, record_type, dt):
+        yield (*_dated(record_type, dt, batch, 0), batch.notices)
+
+
+def _dated(
+    record_type: RecordType, dt: str | None, batch: ReadBatch, lines_before: int
+) -> tuple[pl.DataFrame, list[QuarantineRecord]]:
+    """A batch's rows and quarantined lines, numbered from ``lines_before``.
 
     Usage and experiment_requests lines whose ``created_at`` falls on another UTC day than their
     ``dt=`` partition are quarantined (``wrong_partition``): never exported from the wrong day.
     """
-    schema = batch_schema(record_type)
-    for batch in read_record_type(store, record_type, dt):
-        rows: pl.DataFrame = pl.from_arrow(pa.Table.from_batches([batch.rows], schema=schema))  # type: ignore[assignment]
-        quarantined = list(batch.quarantined)
-        if dt is not None and record_type.name in DATED_BY_CREATED_AT:
-            rows, misplaced = _split_wrong_partition(rows, record_type.name, dt)
-            quarantined.extend(misplaced)
-        yield rows, quarantined, batch.notices
+    rows: pl.DataFrame = pl.DataFrame(pl.from_arrow(batch.rows))
+    quarantined = list(batch.quarantined)
+    if lines_before:
+        rows = rows.with_columns(pl.col(LINEAGE_LINE) + lines_before)
+        quarantined = [replace(q, line=q.line + lines_before) for q in quarantined]
+    if dt is not None and record_type.name in DATED_BY_CREATED_AT:
+        rows, misplaced = _split_wrong_partition(rows, record_type.name, dt)
+        quarantined.extend(misplaced)
+    return rows, quarantined
 
 
 def read_day(store: ObjectStore, record_type: RecordType, dt: str | None) -> Ingested:
@@ -114,13 +128,14 @@ class IngestedDays:
 
 def ingest_days(
     store: ObjectStore,
+    area: RunArea,
     record_type: RecordType,
     days: list[str],
-    rows_out: PartWriter,
-    quarantine_out: PartWriter,
+    plan: IngestPlan,
     quarantine_day: str | None = None,
 ) -> IngestedDays:
-    """Stream a record type's days into bucketed parts, batch by batch, quarantine beside them.
+    """Stream a record type's days into the run's bucketed parts, quarantine beside them; large files are
+    cut into ranges validated by ``plan.workers`` processes at once.
 
     With ``quarantine_day``, only lines of that day's files are kept as quarantined (feedback of later
     days belongs to those days' exports).
@@ -131,16 +146,55 @@ def ingest_days(
         done.fingerprint += fingerprint
         done.files += files
         done.bytes += size
-        for rows, quarantined, _ in day_batches(store, record_type, day):
+    ranges = plan_ranges(store, record_type, days, plan.range_bytes)
+    job = partial(_ingest_range, store.url, area, record_type.name, plan, quarantine_day)
+    if plan.workers > 1 and len(ranges) > 1:
+        with ProcessPoolExecutor(min(plan.workers, len(ranges)), mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(job, ranges))
+    else:
+        results = [job(r) for r in ranges]
+    for result in results:
+        done.rows += result.rows
+        done.quarantined += result.quarantined
+        done.first_quarantined.extend(result.first_quarantined[: 5 - len(done.first_quarantined)])
+    return done
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """How a day is written: buckets, write buffer size, processes, and the size of a file range."""
+
+    buckets: int = 1
+    flush_bytes: int = 64 * 1024 * 1024
+    workers: int = 1
+    range_bytes: int = 64 * 1024 * 1024
+
+
+def _ingest_range(
+    url: str, area: RunArea, record_type_name: str, plan: IngestPlan, quarantine_day: str | None, where: FileRange
+) -> IngestedDays:
+    """Validate one file range into parts named by its place in landing order (runs in a worker)."""
+    store = open_store(url)
+    record_type = RECORD_TYPES[record_type_name]
+    rows_out, quarantine_out = ingest_writers(store, area, record_type, plan, f"{where.seq:06d}-")
+    done = IngestedDays()
+    try:
+        stream, lines_before = open_range(store.open(where.key), where.start, where.end)
+    except ObjectNotFound:
+        return done  # removed between listing and reading: nothing to read
+    try:
+        for batch in read_lines(record_type, f"{store.url}/{where.key}", stream):
+            rows, quarantined = _dated(record_type, where.day, batch, lines_before)
             rows_out.write(rows)
             kept = [q for q in quarantined if quarantine_day is None or f"/dt={quarantine_day}/" in q.file]
             if kept:
-                quarantine_out.write(pl.from_arrow(quarantine_table(kept)))  # type: ignore[arg-type]
+                quarantine_out.write(pl.DataFrame(pl.from_arrow(quarantine_table(kept))))
                 done.first_quarantined.extend(str(q) for q in kept[: 5 - len(done.first_quarantined)])
             done.quarantined += len(kept)
-    rows_out.close()
+    finally:
+        stream.close()
+    done.rows = rows_out.close()
     quarantine_out.close()
-    done.rows = rows_out.rows
     return done
 
 
@@ -165,13 +219,22 @@ def _split_wrong_partition(
 
 
 def ingest_writers(
-    store: ObjectStore, area: RunArea, record_type: RecordType, buckets: int, flush_bytes: int
+    store: ObjectStore, area: RunArea, record_type: RecordType, plan: IngestPlan, tag: str
 ) -> tuple[PartWriter, PartWriter]:
     """Part writers for a record type's rows (bucketed by usage id) and its quarantined lines."""
     key = BUCKET_KEYS.get(record_type.name)
-    schema = batch_schema(record_type)
-    rows = PartWriter(store, area.ingested_prefix(record_type.name), schema, buckets if key else 1, key, flush_bytes)
-    quarantine = PartWriter(store, area.quarantine_prefix(record_type.name), QUARANTINE_SCHEMA, flush_bytes=flush_bytes)
+    rows = PartWriter(
+        store,
+        area.ingested_prefix(record_type.name),
+        batch_schema(record_type),
+        plan.buckets if key else 1,
+        key,
+        plan.flush_bytes,
+        tag,
+    )
+    quarantine = PartWriter(
+        store, area.quarantine_prefix(record_type.name), QUARANTINE_SCHEMA, flush_bytes=plan.flush_bytes, tag=tag
+    )
     return rows, quarantine
 
 

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from pipelines.objectstore import ObjectStore, write_parquet
 
 BUCKET_COLUMN = "_bucket"
+CODEC = "lz4"  # internal parts are written once and read once or twice: speed over size
 HASH_SEED = 20261113  # polars' hash is stable for one installed version: ingest and the rules share it
 
 
@@ -36,8 +37,9 @@ def bucket_count(data_bytes: int, memory_bytes: int, bytes_per_data_byte: float,
     return math.ceil(wanted / shards) * shards
 
 
-def part_key(prefix: str, bucket: int, part: int) -> str:
-    return f"{prefix}/bucket={bucket:05d}/part-{part:05d}.parquet"
+def part_key(prefix: str, bucket: int, part: int, tag: str = "") -> str:
+    """Parts sort by key in the order they were written: ``tag`` orders the writers, ``part`` each one's parts."""
+    return f"{prefix}/bucket={bucket:05d}/part-{tag}{part:05d}.parquet"
 
 
 @dataclass
@@ -50,6 +52,7 @@ class PartWriter:
     buckets: int = 1
     key_column: str | None = None
     flush_bytes: int = 64 * 1024 * 1024
+    tag: str = ""
     rows: int = 0
     _buffers: dict[int, list[pl.DataFrame]] = field(default_factory=lambda: defaultdict(list))
     _sizes: dict[int, int] = field(default_factory=lambda: defaultdict(int))
@@ -76,7 +79,8 @@ class PartWriter:
     def _flush(self, bucket: int) -> None:
         table = pl.concat(self._buffers.pop(bucket)).to_arrow().cast(self.schema)
         del self._sizes[bucket]
-        write_parquet(self.store, part_key(self.prefix, bucket, self._parts[bucket]), table)
+        key = part_key(self.prefix, bucket, self._parts[bucket], self.tag)
+        write_parquet(self.store, key, table, compression=CODEC)
         self._parts[bucket] += 1
 
     def close(self) -> int:

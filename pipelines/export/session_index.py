@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.export.doubt import names_in
-from pipelines.export.ingest import files_fingerprint, ingest_days, ingest_writers, ingested_keys, load_ingested
+from pipelines.export.ingest import IngestPlan, files_fingerprint, ingest_days, ingested_keys, load_ingested
 from pipelines.export.internal_area import RunArea, session_index_prefix
 from pipelines.export.parts import part_key, part_keys, read_parts
 from pipelines.export.rules import HISTORY_COLUMNS, session_history
@@ -87,7 +87,7 @@ def candidate_sessions(store: ObjectStore, prefix: str) -> pl.Series:
     return pl.concat([pl.Series("session_id", [], pl.String), *with_version]).unique()
 
 
-def lookback_index(store: ObjectStore, dt: str, flush_bytes: int, buckets: int) -> tuple[str, list[str]]:
+def lookback_index(store: ObjectStore, dt: str, plan: IngestPlan) -> tuple[str, list[str]]:
     """The prefix of a lookback day's current index and its quarantined sessions, rebuilt when stale."""
     prefix = session_index_prefix(dt)
     fingerprint = day_fingerprint(store, dt)
@@ -99,8 +99,7 @@ def lookback_index(store: ObjectStore, dt: str, flush_bytes: int, buckets: int) 
     scratch = RunArea(dt, f"index-build-{uuid4().hex}")
     try:
         for record_type in (USAGE, EXPERIMENT_REQUESTS):
-            rows, quarantine = ingest_writers(store, scratch, record_type, buckets, flush_bytes)
-            ingest_days(store, record_type, [dt], rows, quarantine)
+            ingest_days(store, scratch, record_type, [dt], plan)
         write_session_index(store, scratch, [prefix], fingerprint)
     finally:
         store.delete([info.key for info in store.list(scratch.prefix + "/")])

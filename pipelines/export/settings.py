@@ -14,7 +14,8 @@ from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, EXCLUSIONS_IN_ORDE
 DEFAULT_PARTNERS_PATH = "pipelines/synth/partners.yaml"
 DEFAULT_LANDING_URL = "var/landing"
 FIRST_DAY = "2026-10-01"  # the first day partition of the export
-DEFAULT_MEMORY_LIMIT_MB = 2048  # a 2-core, 8 GB worker runs two shards side by side with room to spare
+DEFAULT_MEMORY_LIMIT_MB = 2048  # a 2-core, 8 GB worker with room to spare
+DEFAULT_WORKERS = 2  # processes that validate a day's files (and run its shards) at once: one per core
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ExportSettings:
     only_partner: str | None = None
     lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
     memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    workers: int = DEFAULT_WORKERS
 
     @property
     def memory_bytes(self) -> int:
@@ -47,6 +49,7 @@ class ExportSettings:
             "lookback_days": int(env.get("TRACEDROP_SESSION_LOOKBACK_DAYS", DEFAULT_SESSION_LOOKBACK_DAYS)),
             "lock_wait_seconds": float(env.get("TRACEDROP_LOCK_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)),
             "memory_limit_mb": int(env.get("TRACEDROP_EXPORT_MEMORY_MB", DEFAULT_MEMORY_LIMIT_MB)),
+            "workers": int(env.get("TRACEDROP_EXPORT_WORKERS", DEFAULT_WORKERS)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
