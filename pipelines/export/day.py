@@ -74,6 +74,7 @@ from schemas.drop import drop_partition_path
 from schemas.exclusions import Fate
 from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, PROMPTS_PREFIX, USAGE
 from schemas.partners import Partner, PartnerRegistry, load_partner_registry
+from schemas.reader import DEFAULT_BATCH_ROWS
 
 Metadata = dict[str, Any]
 Progress = Callable[[int], None]
@@ -163,9 +164,15 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     }
 
 
+VALIDATING_BYTES_PER_ROW = 2048  # Python objects of a line while the reader validates a batch of them
+
+
 def _ingest_plan(settings: ExportSettings, buckets: int) -> IngestPlan:
-    """Each worker's write buffers hold a sixteenth of the memory limit (parts of a few MB to tens of MB)."""
-    return IngestPlan(buckets, max(1024 * 1024, settings.memory_bytes // 16 // settings.workers), settings.workers)
+    """Each worker's write buffers hold a sixteenth of the memory limit (parts of a few MB to tens of MB),
+    and its reader's batch of validated lines about as much."""
+    share = settings.memory_bytes // 16 // settings.workers
+    batch_rows = min(DEFAULT_BATCH_ROWS, max(64, share // VALIDATING_BYTES_PER_ROW))
+    return IngestPlan(buckets, max(1024 * 1024, share), settings.workers, batch_rows=batch_rows)
 
 
 # --- decide -----------------------------------------------------------------------------------

@@ -15,11 +15,12 @@ import polars as pl
 
 from pipelines.export.internal_area import RunArea
 from pipelines.export.parts import PartWriter, part_keys, read_parts
-from pipelines.export.ranges import FileRange, open_range, plan_ranges
+from pipelines.export.ranges import RANGE_BYTES_MIN, FileRange, open_range, plan_ranges
 from pipelines.landing import landing_files, read_record_type
 from pipelines.objectstore import ObjectNotFound, ObjectStore, open_store
 from schemas.landing import EXPERIMENT_REQUESTS, RECORD_TYPES, USAGE, RecordType
 from schemas.reader import (
+    DEFAULT_BATCH_ROWS,
     LINEAGE_FILE,
     LINEAGE_LINE,
     QUARANTINE_SCHEMA,
@@ -33,6 +34,7 @@ from schemas.reader import (
 
 Progress = Callable[[str], None]
 DATED_BY_CREATED_AT = (USAGE.name, EXPERIMENT_REQUESTS.name)
+RANGES_PER_WORKER = 4  # ranges of unequal speed still finish together
 BUCKET_KEYS = {USAGE.name: "id", EXPERIMENT_REQUESTS.name: "usage_id"}  # a usage line and its requests share a bucket
 
 
@@ -146,7 +148,7 @@ def ingest_days(
         done.fingerprint += fingerprint
         done.files += files
         done.bytes += size
-    ranges = plan_ranges(store, record_type, days, plan.range_bytes)
+    ranges = plan_ranges(store, record_type, days, RANGE_BYTES_MIN, RANGES_PER_WORKER * plan.workers)
     job = partial(_ingest_range, store.url, area, record_type.name, plan, quarantine_day)
     if plan.workers > 1 and len(ranges) > 1:
         with ProcessPoolExecutor(min(plan.workers, len(ranges)), mp_context=get_context("spawn")) as pool:
@@ -162,12 +164,12 @@ def ingest_days(
 
 @dataclass(frozen=True)
 class IngestPlan:
-    """How a day is written: buckets, write buffer size, processes, and the size of a file range."""
+    """How a day is written: buckets, write buffer size, processes, and rows per validated batch."""
 
     buckets: int = 1
     flush_bytes: int = 64 * 1024 * 1024
     workers: int = 1
-    range_bytes: int = 64 * 1024 * 1024
+    batch_rows: int = DEFAULT_BATCH_ROWS
 
 
 def _ingest_range(
@@ -183,7 +185,7 @@ def _ingest_range(
     except ObjectNotFound:
         return done  # removed between listing and reading: nothing to read
     try:
-        for batch in read_lines(record_type, f"{store.url}/{where.key}", stream):
+        for batch in read_lines(record_type, f"{store.url}/{where.key}", stream, plan.batch_rows):
             rows, quarantined = _dated(record_type, where.day, batch, lines_before)
             rows_out.write(rows)
             kept = [q for q in quarantined if quarantine_day is None or f"/dt={quarantine_day}/" in q.file]

@@ -119,5 +119,3 @@ def read_parts(
         frame = pl.DataFrame(pl.from_arrow(table.cast(schema) if schema is not None else table))
         frames.append(frame.filter(where) if where is not None else frame)
     return pl.concat(frames) if frames else pl.DataFrame()
-
-

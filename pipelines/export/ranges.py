@@ -19,6 +19,7 @@ from schemas.landing import RecordType
 from schemas.reader import GZIP_MAGIC
 
 SKIP_CHUNK = 4 * 1024 * 1024
+RANGE_BYTES_MIN = 8 * 1024 * 1024  # smaller ranges cost more in process start-up than they save
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,15 @@ class FileRange:
     end: int | None = None
 
 
-def plan_ranges(store: ObjectStore, record_type: RecordType, days: list[str], range_bytes: int) -> list[FileRange]:
-    """The ranges of every file of ``days``, in landing order; plain files over ``range_bytes`` are cut."""
+def plan_ranges(
+    store: ObjectStore, record_type: RecordType, days: list[str], min_bytes: int, pieces: int
+) -> list[FileRange]:
+    """The ranges of every file of ``days``, in landing order: a plain file is cut into up to ``pieces``
+    ranges of at least ``min_bytes``."""
     ranges: list[FileRange] = []
     for day in days:
         for info in landing_files(store, record_type, day):
-            cuts = max(1, -(-info.size // range_bytes))
+            cuts = max(1, min(pieces, info.size // min_bytes))
             if cuts > 1 and not info.key.endswith(".gz") and not _starts_gzip(store, info.key):
                 step = -(-info.size // cuts)
                 for n in range(cuts):
