@@ -42,7 +42,7 @@ from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 DAY = date(2026, 11, 8)
 DT = DAY.isoformat()
 SALTS = {"TRACEDROP_SALT_ACME": "scale-acme", "TRACEDROP_SALT_BETA": "scale-beta", "TRACEDROP_SALT_GAMMA": "scale-g"}
-USAGE_ROWS = 40_000  # about 24 MB of usage JSONL; held whole, the rules' working set is several times that
+USAGE_ROWS = 30_000  # about 18 MB of usage JSONL; held whole (one bucket), the working set is about 110 MB
 MEMORY_LIMIT_MB = 4
 CAP_MB = 32
 
@@ -70,27 +70,23 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         yield synth(root / "landing", USAGE_ROWS), synth(root / "warmup", 300), str(partners)
 
 
-@pytest.fixture(scope="module")
-def capped(world) -> dict:
-    """The day's ingest and decide run in a child whose resident set may not grow more than CAP_MB."""
+def export_capped(world, memory_limit_mb: int, run_id: str) -> subprocess.CompletedProcess:
+    """The day's ingest and decide in a child killed (exit 3) if its resident set grows more than CAP_MB."""
     landing, warmup, partners = world
-    child = subprocess.run(
-        [
-            sys.executable,
-            "tests/capped_export.py",
-            landing,
-            warmup,
-            partners,
-            DT,
-            str(MEMORY_LIMIT_MB),
-            str(CAP_MB),
-            "capped",
-        ],
+    command = [sys.executable, "tests/capped_export.py", landing, warmup, partners, DT]
+    return subprocess.run(
+        [*command, str(memory_limit_mb), str(CAP_MB), run_id],
         env={**os.environ, "POLARS_MAX_THREADS": "1"},
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def capped(world) -> dict:
+    """The day exported under the cap with ``memory_limit_mb`` set to MEMORY_LIMIT_MB."""
+    child = export_capped(world, MEMORY_LIMIT_MB, "capped")
     assert child.returncode == 0, child.stderr[-2000:]
     return json.loads(child.stdout.strip().splitlines()[-1])
 
@@ -138,13 +134,16 @@ def in_memory_decisions(landing: str, partners: str, lookback_days: int) -> pl.D
     )
 
 
-def test_a_day_exports_within_a_memory_cap_smaller_than_the_day(world, capped) -> None:
-    landing, _, _ = world
-    day_bytes = sum(f.stat().st_size for f in Path(landing, f"usage/dt={DT}").iterdir())
-    assert day_bytes > 20 * 1024 * 1024  # the day's usage alone is most of the cap; the old holding was ~5x it
+def test_a_day_exports_within_a_memory_cap_smaller_than_the_day(capped) -> None:
     assert capped["rows"] >= USAGE_ROWS
     assert capped["buckets"] > 10  # the limit split the day into buckets decided one at a time
     assert capped["growth_mb"] <= CAP_MB
+
+
+def test_the_cap_is_enforced_the_day_held_in_one_bucket_does_not_fit(world) -> None:
+    child = export_capped(world, 2048, "one-bucket")
+    assert child.returncode == 3, child.stderr[-2000:]
+    assert "exceeded the cap" in child.stderr
 
 
 def test_decisions_by_bucket_under_the_cap_are_the_in_memory_decisions(world, capped) -> None:

@@ -49,7 +49,7 @@ from pipelines.export.ingest import (
 from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_prefix
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
-from pipelines.export.parts import CODEC, bucket_count, part_key, part_keys, read_parts
+from pipelines.export.parts import CODEC, bucket_count, delete_prefix, part_key, part_keys, read_parts
 from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
@@ -130,6 +130,9 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     store = open_store(settings.landing_url)
     area = RunArea(dt, run_id)
     _write_json(store, area.marker_key, {"run_id": run_id, "started_at": datetime.now(UTC).isoformat()})
+    for record_type in (USAGE, EXPERIMENT_REQUESTS, FEEDBACK):  # a retried step starts from nothing
+        delete_prefix(store, area.ingested_prefix(record_type.name))
+        delete_prefix(store, area.quarantine_prefix(record_type.name))
     buckets = bucket_count(files_fingerprint(store, USAGE, dt)[2], settings.memory_bytes, WORKING_SET_PER_LANDING_BYTE)
     plan = _ingest_plan(settings, buckets)
     windows = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
@@ -208,6 +211,7 @@ def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     owners = eval_owners(registry)
     requests_keys = ingested_keys(store, area, EXPERIMENT_REQUESTS.name)
     usage_keys = ingested_keys(store, area, USAGE.name)
+    delete_prefix(store, area.decisions_prefix)
     rows_in = 0
     exported: Counter[str] = Counter()
     excluded: Counter[str] = Counter()

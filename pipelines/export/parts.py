@@ -22,7 +22,8 @@ from pipelines.objectstore import ObjectStore, write_parquet
 
 BUCKET_COLUMN = "_bucket"
 CODEC = "lz4"  # internal parts are written once and read once or twice: speed over size
-HASH_SEED = 20261113  # polars' hash is stable for one installed version: ingest and the rules share it
+HASH_SEED = 20261113
+COALESCE_FRAMES = 16  # polars' hash is stable for one installed version: ingest and the rules share it
 
 
 def bucket_expr(key_column: str, buckets: int) -> pl.Expr:
@@ -73,8 +74,11 @@ class PartWriter:
             self._flush(max(self._sizes, key=self._sizes.__getitem__))
 
     def _add(self, bucket: int, frame: pl.DataFrame) -> None:
-        self._buffers[bucket].append(frame)
-        self._sizes[bucket] += int(frame.estimated_size())
+        buffer = self._buffers[bucket]
+        buffer.append(frame)
+        if len(buffer) >= COALESCE_FRAMES:  # many small chunks cost far more than their rows
+            self._buffers[bucket] = buffer = [pl.concat(buffer, rechunk=True)]
+        self._sizes[bucket] = int(buffer[0].estimated_size()) + sum(int(f.estimated_size()) for f in buffer[1:])
 
     def _flush(self, bucket: int) -> None:
         table = pl.concat(self._buffers.pop(bucket)).to_arrow().cast(self.schema)
@@ -88,6 +92,11 @@ class PartWriter:
         for bucket in sorted(self._buffers):
             self._flush(bucket)
         return self.rows
+
+
+def delete_prefix(store: ObjectStore, prefix: str) -> None:
+    """Remove every object under ``prefix`` (a step that is retried starts from nothing)."""
+    store.delete([info.key for info in store.list(prefix + "/")])
 
 
 def part_keys(store: ObjectStore, prefix: str) -> dict[int, list[str]]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 from pipelines.export.doubt import names_in
 from pipelines.export.ingest import IngestPlan, files_fingerprint, ingest_days, ingested_keys, load_ingested
 from pipelines.export.internal_area import RunArea, session_index_prefix
-from pipelines.export.parts import part_key, part_keys, read_parts
+from pipelines.export.parts import delete_prefix, part_key, part_keys, read_parts
 from pipelines.export.rules import HISTORY_COLUMNS, session_history
 from pipelines.objectstore import ObjectStore, write_parquet
 from schemas.landing import EXPERIMENT_REQUESTS, USAGE
@@ -56,7 +56,7 @@ def write_session_index(store: ObjectStore, area: RunArea, prefixes: list[str], 
     """Build the history of the run's ingested day bucket by bucket and write it under each of ``prefixes``."""
     requests = ingested_keys(store, area, EXPERIMENT_REQUESTS.name)
     for prefix in prefixes:
-        store.delete([info.key for info in store.list(prefix + "/")])
+        delete_prefix(store, prefix)
     for bucket, keys in ingested_keys(store, area, USAGE.name).items():
         usage = read_parts(store, keys, batch_schema(USAGE), columns=["id", "created_at", "session_id"])
         history = session_history(usage, load_ingested(store, area, EXPERIMENT_REQUESTS, requests.get(bucket, [])))
@@ -102,5 +102,5 @@ def lookback_index(store: ObjectStore, dt: str, plan: IngestPlan) -> tuple[str, 
             ingest_days(store, scratch, record_type, [dt], plan)
         write_session_index(store, scratch, [prefix], fingerprint)
     finally:
-        store.delete([info.key for info in store.list(scratch.prefix + "/")])
+        delete_prefix(store, scratch.prefix)
     return prefix, json.loads(store.get(record_key))["quarantined_sessions"]
