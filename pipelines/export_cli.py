@@ -17,12 +17,14 @@ from pipelines.resources import TracedropResource
 STEP_ORDER = ("landing_ingest", "export_decisions", "staged_drops", "partner_drops")
 
 
-def run_export_job(landing: str, partners: str, dt: str, partner: str | None = None) -> dg.ExecuteInProcessResult:
+def run_export_job(
+    landing: str, partners: str, dt: str, partner: str | None = None, shards: int = 0
+) -> dg.ExecuteInProcessResult:
     """Execute the same job the UI runs, for partition ``dt``, on a persistent or temporary instance."""
     from pipelines.definitions import defs
 
     job = defs.resolve_job_def("export_day")
-    resource = TracedropResource(landing_url=landing, partners_path=partners, only_partner=partner or "")
+    resource = TracedropResource(landing_url=landing, partners_path=partners, only_partner=partner or "", shards=shards)
     with dagster_instance() as instance:
         return job.execute_in_process(
             partition_key=dt,
@@ -83,18 +85,20 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
         console.print(f"published {destination}", soft_wrap=True)
 
 
-def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
+def export_command(landing: str, partners: str, dt: str, partner: str | None, shards: int | None = None) -> int:
     """Exit 0 when every step ran and every check passed, 1 otherwise, 2 (nothing run) on bad input."""
     console = Console()
     settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
     problems = export_problems(settings, dt)
+    if shards is not None and shards < 1:
+        problems.append(f"--shards must be 1 or more (processes that decide the day in parallel), got {shards}")
     if problems:
         errors = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
         for problem in problems:
             errors.print(f"tracedrop export: {problem}")
         return 2
     with console.status(f"exporting {dt} from {landing} ..."):
-        result = run_export_job(landing, partners, dt, partner)
+        result = run_export_job(landing, partners, dt, partner, shards or 0)
     render_summary(result, console)
     failed_checks = [name for name, passed, _ in _check_results(result) if not passed]
     if not result.success or failed_checks:

@@ -18,6 +18,7 @@ class TracedropResource(dg.ConfigurableResource):
     landing_url: str = ""
     partners_path: str = ""
     only_partner: str = ""
+    shards: int = 0  # 0: TRACEDROP_EXPORT_SHARDS, else 1
 
     def settings(self) -> ExportSettings:
         """The export settings for this run."""
@@ -25,4 +26,5 @@ class TracedropResource(dg.ConfigurableResource):
             landing_url=self.landing_url or None,
             partners_path=self.partners_path or None,
             only_partner=self.only_partner or None,
+            shards=self.shards or None,
         )

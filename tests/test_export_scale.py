@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from datetime import date
@@ -29,7 +30,7 @@ from pipelines.export.ingest import load_ingested, read_day
 from pipelines.export.internal_area import RunArea
 from pipelines.export.landing_state import days_before
 from pipelines.export.ranges import RANGE_BYTES_MIN, open_range, plan_ranges
-from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, session_history
+from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, eval_owners, session_history
 from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import load_snapshot
 from pipelines.objectstore import open_store
@@ -124,7 +125,7 @@ def in_memory_decisions(landing: str, partners: str, lookback_days: int) -> pl.D
         usage.rows,
         requests.rows,
         load_snapshot(store).versions,
-        day.eval_owners(load_partner_registry(partners)),
+        eval_owners(load_partner_registry(partners)),
         list(opt_outs.users),
         list(opt_outs.machines),
         pl.concat([h.select(HISTORY_COLUMNS) for h in history]),
@@ -181,3 +182,39 @@ def test_ingest_in_ranges_across_processes_writes_what_one_process_writes(world)
         assert_frame_equal(one, two)
     cut = plan_ranges(store, USAGE, [DT], RANGE_BYTES_MIN, 8)
     assert len(cut) > 1  # the day's large file was validated in ranges
+
+
+def published(drops: Path) -> dict[str, object]:
+    """Every published file of the drops: Parquet as its bytes, manifests and pages without timestamps."""
+    found: dict[str, object] = {}
+    for path in sorted(drops.rglob("*")):
+        if path.is_file():
+            name = str(path.relative_to(drops))
+            if path.suffix == ".json":
+                manifest = json.loads(path.read_text())
+                found[name] = {k: v for k, v in manifest.items() if k != "created_at"}
+            elif path.suffix == ".html":  # the partner's stats page says when it was generated
+                found[name] = re.sub(r"Generated \S+Z\.", "", path.read_text())
+            else:
+                found[name] = path.read_bytes()
+    return found
+
+
+def test_a_day_decided_in_two_shards_publishes_the_drops_of_one(tmp_path, monkeypatch) -> None:
+    for name, salt in SALTS.items():
+        monkeypatch.setenv(name, salt)
+    landing = synth(tmp_path / "landing", 3000)
+    registry = yaml.safe_load(Path("pipelines/synth/partners.yaml").read_text())
+    drops = {}
+    for shards in (1, 2):
+        for partner in registry["partners"]:
+            partner["destination"] = str(tmp_path / f"drops-{shards}")
+        partners = tmp_path / f"partners-{shards}.yaml"
+        partners.write_text(yaml.safe_dump(registry))
+        settings = ExportSettings(landing_url=landing, partners_path=str(partners), shards=shards)
+        steps, outcomes = day.run_all(settings, DT)
+        assert all(o.passed for o in outcomes)
+        assert steps["decide"]["shards"] == shards
+        assert steps["publish"]["rows"] > 0
+        drops[shards] = published(tmp_path / f"drops-{shards}")
+    assert [k for k in drops[1] if drops[1][k] != drops[2].get(k)] == []

@@ -22,7 +22,6 @@ import polars as pl
 
 from pipelines.delivery.hooks import Published, after_publish, consent_republished
 from pipelines.delivery.notices import Reason
-from pipelines.export.blobs import BlobReader
 from pipelines.export.checks import (
     CheckOutcome,
     check_counts_reconcile,
@@ -35,36 +34,28 @@ from pipelines.export.checks import (
     staged_schemas,
 )
 from pipelines.export.consent import OptOuts, apply_consent, ledger_entries, load_opt_outs, write_ledger
-from pipelines.export.doubt import copy_status, names_in
 from pipelines.export.feedback import latest_rating_per_turn
 from pipelines.export.ingest import (
     IngestedDays,
     IngestPlan,
     files_fingerprint,
     ingest_days,
-    ingested_keys,
     load_ingested,
-    load_quarantined_raw,
 )
 from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_prefix
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
-from pipelines.export.parts import CODEC, bucket_count, delete_prefix, part_key, part_keys, read_parts
+from pipelines.export.parts import bucket_count, delete_prefix, part_keys, read_parts
 from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
 from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
 from pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
-from pipelines.export.rules import Doubts, decide
-from pipelines.export.session_index import (
-    candidate_sessions,
-    lookback_index,
-    quarantined_sessions,
-    read_history,
-    write_session_index,
-)
+from pipelines.export.rules import eval_owners
+from pipelines.export.session_index import rule7_history, write_session_index
 from pipelines.export.settings import ExportSettings
+from pipelines.export.shards import run_shards
 from pipelines.export.snapshot import Snapshot, load_snapshot
 from pipelines.export.stage import PartnerKeys, StagedFile, StagedPartition, StageReport, stage_day
 from pipelines.landing import landing_days
@@ -72,7 +63,7 @@ from pipelines.objectstore import ObjectStore, open_store, read_parquet, sha256_
 from schemas.config_errors import ConfigError
 from schemas.drop import drop_partition_path
 from schemas.exclusions import Fate
-from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, PROMPTS_PREFIX, USAGE
+from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, USAGE
 from schemas.partners import Partner, PartnerRegistry, load_partner_registry
 from schemas.reader import DEFAULT_BATCH_ROWS
 
@@ -106,11 +97,6 @@ def selected_partners(settings: ExportSettings, registry: PartnerRegistry) -> li
     return [p for p in registry.partners if p.eval_program]
 
 
-def eval_owners(registry: PartnerRegistry) -> dict[str, str]:
-    """experiment id → partner id for every experiment owned by an eval-program partner."""
-    return {e: p.id for p in registry.partners if p.eval_program for e in p.experiment_ids}
-
-
 class PreflightFailed(ValueError):
     """The export cannot start; the message has one line per problem."""
 
@@ -133,8 +119,9 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     for record_type in (USAGE, EXPERIMENT_REQUESTS, FEEDBACK):  # a retried step starts from nothing
         delete_prefix(store, area.ingested_prefix(record_type.name))
         delete_prefix(store, area.quarantine_prefix(record_type.name))
-    buckets = bucket_count(files_fingerprint(store, USAGE, dt)[2], settings.memory_bytes, WORKING_SET_PER_LANDING_BYTE)
-    plan = _ingest_plan(settings, buckets)
+    usage_bytes = files_fingerprint(store, USAGE, dt)[2]
+    buckets = bucket_count(usage_bytes, settings.memory_bytes, WORKING_SET_PER_LANDING_BYTE, settings.shards)
+    plan = ingest_plan(settings, buckets)
     windows = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
     parts: dict[str, IngestedDays] = {}
     for record_type, window in windows.items():
@@ -146,11 +133,17 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     write_session_index(
         store, area, [area.session_history_prefix, session_index_prefix(dt)], usage.fingerprint + requests.fingerprint
     )
-    _write_json(
-        store,
-        area.ingest_record_key,
-        {"buckets": buckets, **{f"{name}_quarantined": p.quarantined for name, p in parts.items()}},
-    )
+    known_days = set(landing_days(store, USAGE))
+    lookback = [d for d in days_before(dt, settings.lookback_days) if d in known_days]
+    history, quarantined_sessions = rule7_history(store, area, lookback, plan)
+    write_parquet(store, area.rule7_history_key, history.to_arrow())
+    record = {
+        "buckets": buckets,
+        "shards": settings.shards,
+        "quarantined_sessions": quarantined_sessions,
+        **{f"{name}_quarantined": p.quarantined for name, p in parts.items()},
+    }
+    _write_json(store, area.ingest_record_key, record)
     return {
         "usage_rows": usage.rows,
         "usage_quarantined": usage.quarantined,
@@ -161,6 +154,7 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
         "files": sum(p.files for p in parts.values()),
         "bytes": sum(p.bytes for p in parts.values()),
         "buckets": buckets,
+        "rule7_history_rows": history.height,
         "first_quarantined": [q for p in parts.values() for q in p.first_quarantined][:5],
         "run_area": f"{store.url}/{area.prefix}",
         "duration_s": round(time.monotonic() - started, 3),
@@ -170,7 +164,7 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
 VALIDATING_BYTES_PER_ROW = 2048  # Python objects of a line while the reader validates a batch of them
 
 
-def _ingest_plan(settings: ExportSettings, buckets: int) -> IngestPlan:
+def ingest_plan(settings: ExportSettings, buckets: int) -> IngestPlan:
     """Each worker's write buffers hold a sixteenth of the memory limit (parts of a few MB to tens of MB),
     and its reader's batch of validated lines about as much."""
     share = settings.memory_bytes // 16 // settings.workers
@@ -182,68 +176,21 @@ def _ingest_plan(settings: ExportSettings, buckets: int) -> IngestPlan:
 
 
 def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
-    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day,
-    one bucket at a time, with the lookback's session history of the day's candidate sessions only."""
+    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day:
+    each shard decides its buckets, the shards in parallel processes (up to ``settings.workers``)."""
     started = time.monotonic()
     store = open_store(settings.landing_url)
-    area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
     snapshot = load_snapshot(store)
-    opt_outs = load_opt_outs(store)
-    buckets = _read_json(store, area.ingest_record_key)["buckets"]
-    sessions = candidate_sessions(store, area.session_history_prefix)
-    known_days = set(landing_days(store, USAGE))
-    lookback = [
-        lookback_index(store, day, _ingest_plan(settings, buckets))
-        for day in days_before(dt, settings.lookback_days)
-        if day in known_days
-    ]
-    history = pl.concat(
-        [read_history(store, prefix, sessions) for prefix, _ in lookback]
-        + [read_history(store, area.session_history_prefix, sessions)]
-    )
-    usage_quarantine = load_quarantined_raw(store, area, USAGE.name)
-    broken_ids = names_in(usage_quarantine, "id").get_column("usage_id").drop_nulls().to_list()
-    request_doubts = names_in(load_quarantined_raw(store, area, EXPERIMENT_REQUESTS.name), "usage_id")
-    quarantined = {s for _, named in lookback for s in named} | set(quarantined_sessions(store, area))
-    doubted_requests = request_doubts.get_column("usage_id").drop_nulls().to_list()
-    prompts = BlobReader(store, PROMPTS_PREFIX)
-    owners = eval_owners(registry)
-    requests_keys = ingested_keys(store, area, EXPERIMENT_REQUESTS.name)
-    usage_keys = ingested_keys(store, area, USAGE.name)
-    delete_prefix(store, area.decisions_prefix)
-    rows_in = 0
-    exported: Counter[str] = Counter()
-    excluded: Counter[str] = Counter()
-    for bucket in range(buckets):
-        usage = load_ingested(store, area, USAGE, usage_keys.get(bucket, []))
-        doubts = Doubts(
-            copies=copy_status(usage, broken_ids),
-            quarantined_request_usage_ids=doubted_requests,
-            quarantined_sessions=sorted(quarantined),
-        )
-        decisions = decide(
-            usage,
-            load_ingested(store, area, EXPERIMENT_REQUESTS, requests_keys.get(bucket, [])),
-            snapshot.versions,
-            owners,
-            list(opt_outs.users),
-            list(opt_outs.machines),
-            history,
-            prompts.existing,
-            settings.lookback_days,
-            doubts,
-        )
-        write_parquet(store, part_key(area.decisions_prefix, bucket, 0), decisions.to_arrow(), compression=CODEC)
-        rows_in += decisions.height
-        exported.update(decisions.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
-        excluded.update(decisions.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
+    shards = run_shards(settings, dt, run_id)
+    exported: Counter[str] = sum((Counter(f["exported"]) for f in shards), Counter())
+    excluded: Counter[str] = sum((Counter(f["excluded"]) for f in shards), Counter())
     return {
-        "rows_in": rows_in,
+        "rows_in": sum(f["rows_in"] for f in shards),
         "exported": dict(sorted(exported.items())),
         "excluded": dict(sorted(excluded.items())),
-        "buckets": buckets,
-        "history_rows": history.height,
+        "shards": len(shards),
+        "buckets": sum(f["buckets"] for f in shards),
         "registry_notices": registry_notices(registry, snapshot),
         "snapshot_notices": snapshot.notices,
         "duration_s": round(time.monotonic() - started, 3),

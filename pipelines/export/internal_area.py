@@ -50,6 +50,11 @@ class RunArea:
         return f"{self.prefix}/session_history"
 
     @property
+    def rule7_history_key(self) -> str:
+        """The session history rule 7 reads: only the day's candidate sessions, over the lookback and the day."""
+        return f"{self.prefix}/rule7_history.parquet"
+
+    @property
     def decisions_prefix(self) -> str:
         """Every usage row with its fate, one bucketed Parquet part per bucket."""
         return f"{self.prefix}/decisions"

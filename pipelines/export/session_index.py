@@ -104,3 +104,16 @@ def lookback_index(store: ObjectStore, dt: str, plan: IngestPlan) -> tuple[str, 
     finally:
         delete_prefix(store, scratch.prefix)
     return prefix, json.loads(store.get(record_key))["quarantined_sessions"]
+
+
+def rule7_history(
+    store: ObjectStore, area: RunArea, lookback_days: list[str], plan: IngestPlan
+) -> tuple[pl.DataFrame, list[str]]:
+    """The history rule 7 needs for the run's day: the rows of its candidate sessions in the lookback days
+    and the day itself, and every session a quarantined usage line of those days names."""
+    sessions = candidate_sessions(store, area.session_history_prefix)
+    lookback = [lookback_index(store, day, plan) for day in lookback_days]
+    prefixes = [prefix for prefix, _ in lookback] + [area.session_history_prefix]
+    history = pl.concat([read_history(store, prefix, sessions) for prefix in prefixes])
+    named = {session for _, sessions_named in lookback for session in sessions_named}
+    return history, sorted(named | set(quarantined_sessions(store, area)))

@@ -33,6 +33,7 @@ class ExportSettings:
     lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
     memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
     workers: int = DEFAULT_WORKERS
+    shards: int = 1
 
     @property
     def memory_bytes(self) -> int:
@@ -50,6 +51,7 @@ class ExportSettings:
             "lock_wait_seconds": float(env.get("TRACEDROP_LOCK_WAIT_SECONDS", DEFAULT_WAIT_SECONDS)),
             "memory_limit_mb": int(env.get("TRACEDROP_EXPORT_MEMORY_MB", DEFAULT_MEMORY_LIMIT_MB)),
             "workers": int(env.get("TRACEDROP_EXPORT_WORKERS", DEFAULT_WORKERS)),
+            "shards": int(env.get("TRACEDROP_EXPORT_SHARDS", 1)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
