@@ -192,7 +192,7 @@ def published(drops: Path) -> dict[str, object]:
             name = str(path.relative_to(drops))
             if path.suffix == ".json":
                 manifest = json.loads(path.read_text())
-                found[name] = {k: v for k, v in manifest.items() if k != "created_at"}
+                found[name] = {k: v for k, v in manifest.items() if k not in ("created_at", "generated_at")}
             elif path.suffix == ".html":  # the partner's stats page says when it was generated
                 found[name] = re.sub(r"Generated \S+Z\.", "", path.read_text())
             else:
