@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 from datetime import date
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from polars.testing import assert_frame_equal
 
+from bench.scale import drop_contents
 from pipelines.export import day
 from pipelines.export.blobs import BlobReader
 from pipelines.export.consent import load_opt_outs
@@ -184,22 +184,6 @@ def test_ingest_in_ranges_across_processes_writes_what_one_process_writes(world)
     assert len(cut) > 1  # the day's large file was validated in ranges
 
 
-def published(drops: Path) -> dict[str, object]:
-    """Every published file of the drops: Parquet as its bytes, manifests and pages without timestamps."""
-    found: dict[str, object] = {}
-    for path in sorted(drops.rglob("*")):
-        if path.is_file():
-            name = str(path.relative_to(drops))
-            if path.suffix == ".json":
-                manifest = json.loads(path.read_text())
-                found[name] = {k: v for k, v in manifest.items() if k not in ("created_at", "generated_at")}
-            elif path.suffix == ".html":  # the partner's stats page says when it was generated
-                found[name] = re.sub(r"Generated \S+Z\.", "", path.read_text())
-            else:
-                found[name] = path.read_bytes()
-    return found
-
-
 def test_a_day_decided_in_two_shards_publishes_the_drops_of_one(tmp_path, monkeypatch) -> None:
     for name, salt in SALTS.items():
         monkeypatch.setenv(name, salt)
@@ -216,5 +200,5 @@ def test_a_day_decided_in_two_shards_publishes_the_drops_of_one(tmp_path, monkey
         assert all(o.passed for o in outcomes)
         assert steps["decide"]["shards"] == shards
         assert steps["publish"]["rows"] > 0
-        drops[shards] = published(tmp_path / f"drops-{shards}")
+        drops[shards] = drop_contents(tmp_path / f"drops-{shards}")
     assert [k for k in drops[1] if drops[1][k] != drops[2].get(k)] == []
