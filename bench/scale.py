@@ -168,7 +168,8 @@ def main() -> None:
     console.print(
         f"Targets: peak RSS <= {RSS_TARGET_GB} GB at every size (flat: the same as the first size), "
         f"ingest + decide >= {RATE_TARGET:,} usage rows/s. The {args.history_days} history days before {DAY} "
-        "hold the preview sessions (and their production turns) only, not bulk production traffic."
+        "hold session lines only (the preview sessions with their production turns; no bulk production rows, "
+        "no blobs), so decide's lookback figures leave out indexing full production days."
     )
 
 

@@ -46,7 +46,7 @@ def synth(
         typer.Option(help="Share of usage rows that are preview traffic, 0 < F <= 1; the rest is bulk production."),
     ] = None,
     history_days: Annotated[
-        int, typer.Option(help="Days before the first day with the preview sessions only (rule-7 lookback).")
+        int, typer.Option(help="Days before the first day: session lines only, no bulk rows, no blobs (rule 7).")
     ] = 0,
 ) -> None:
     """Write a realistic synthetic landing zone that exercises every export rule."""

@@ -90,6 +90,11 @@ class Blob:
         return self.key.rsplit("/", 1)[1]
 
 
+def blob(prefix: str, data: bytes) -> Blob:
+    """``data`` as it is, keyed by its sha256 (tests store over-cap bodies a gateway should have cut)."""
+    return Blob(content_key(prefix, data), data, False)
+
+
 def capped_blob(prefix: str, raw: bytes) -> Blob:
     """``raw`` cut at the cap on a UTF-8 boundary (as the gateway stores a body), keyed by its sha256."""
     data, truncated = cap_utf8(raw)

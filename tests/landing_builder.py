@@ -8,8 +8,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pipelines.objectstore import ObjectStore, sha256_hex
-from schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
+from pipelines.landing_writer import blob, jsonl, line
+from pipelines.objectstore import ObjectStore
+from schemas.landing import (
+    EXPERIMENT_PROVIDER,
+    EXPERIMENT_REQUESTS,
+    FEEDBACK,
+    FEEDBACK_EVENT,
+    MODEL_EXPERIMENT,
+    MODEL_EXPERIMENT_VARIANT,
+    MODEL_EXPERIMENT_VARIANT_VERSION,
+    OPT_OUTS,
+    PROMPTS_PREFIX,
+    RESPONSES_PREFIX,
+    USAGE,
+    partition_dir,
+)
 
 ACME_EXPERIMENT = "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c"
 ACME_CONTROL = "11111111-1111-4111-8111-111111111111"
@@ -26,10 +40,6 @@ DRAFT_V1 = "0c000000-0000-4000-8000-000000000001"
 START = datetime.fromisoformat("2026-11-01T00:00:00+00:00")
 DT = "2026-11-03"  # the day most export tests export
 NOON = START + timedelta(days=2, hours=12)  # midday of DT
-
-
-def ts(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def chat_body(text: str, model: str = "acme-rc1") -> str:
@@ -69,38 +79,43 @@ class LandingBuilder:
         self, id: str, public_model_id: str, status: str, started: datetime | None, ended: datetime | None = None
     ) -> None:
         self.experiments.append(
-            {
-                "id": id,
-                "public_model_id": public_model_id,
-                "name": public_model_id,
-                "status": status,
-                "started_at": ts(started) if started else None,
-                "ended_at": ts(ended) if ended else None,
-                "created_at": ts(START - timedelta(days=10)),
-                "updated_at": ts(START - timedelta(days=10)),
-                "is_archived": False,
-            }
+            line(
+                MODEL_EXPERIMENT,
+                {
+                    "id": id,
+                    "public_model_id": public_model_id,
+                    "name": public_model_id,
+                    "status": status,
+                    "started_at": started,
+                    "ended_at": ended,
+                    "created_at": START - timedelta(days=10),
+                    "updated_at": START - timedelta(days=10),
+                    "is_archived": False,
+                },
+            )
         )
 
     def variant(self, id: str, experiment_id: str, label: str, weight: int) -> None:
-        self.variants.append({"id": id, "experiment_id": experiment_id, "label": label, "weight": weight})
+        fields = {"id": id, "experiment_id": experiment_id, "label": label, "weight": weight}
+        self.variants.append(line(MODEL_EXPERIMENT_VARIANT, fields))
 
     def version(self, id: str, variant_id: str, internal_id: str, effective_at: datetime, **upstream: object) -> None:
-        self.versions.append(
-            {
-                "id": id,
-                "variant_id": variant_id,
-                "upstream": {"internal_id": internal_id, "base_url": "http://upstream.internal/v1", **upstream},
-                "effective_at": ts(effective_at),
-                "created_at": ts(effective_at),
-            }
-        )
+        """A version; ``upstream`` adds keys to its upstream object (such as a credential the reader must drop)."""
+        fields = {
+            "id": id,
+            "variant_id": variant_id,
+            "internal_id": internal_id,
+            "base_url": "http://upstream.internal/v1",
+            "effective_at": effective_at,
+            "created_at": effective_at,
+        }
+        self.versions.append(line(MODEL_EXPERIMENT_VARIANT_VERSION, fields, extra={"upstream": upstream}))
 
     def blob(self, prefix: str, text: str) -> str:
-        data = text.encode()
-        digest = sha256_hex(data)
-        self.blobs[f"{prefix}/{digest}"] = data
-        return digest
+        """Store ``text`` as it is (over the cap too: the export must cut it) and return its sha256."""
+        stored = blob(prefix, text.encode())
+        self.blobs[stored.key] = stored.data
+        return stored.sha256
 
     def request(
         self,
@@ -131,11 +146,11 @@ class LandingBuilder:
         )
         usage = {
             "id": usage_id,
-            "created_at": ts(at),
+            "created_at": at,
             "kilo_user_id": user,
             "requested_model": model,
             "model": "internal",
-            "provider": "experiment" if version else "openrouter",
+            "provider": EXPERIMENT_PROVIDER if version else "openrouter",
             "input_tokens": 10,
             "output_tokens": 3,
             "cache_write_tokens": 0,
@@ -152,12 +167,12 @@ class LandingBuilder:
             "organization_id": org,
             "response_body_sha256": response_hash,
         }
-        self.lines[f"usage/dt={dt}/part-0.jsonl"].append(json.dumps(usage))
+        self.lines[f"{partition_dir(USAGE, dt)}/part-0.jsonl"].append(_text(line(USAGE, usage)))
         if version:
             digest = prompt_hash or self.blob(PROMPTS_PREFIX, chat_body(prompt or f"request {self.counter}"))
             row = {
                 "usage_id": usage_id,
-                "created_at": ts(at),
+                "created_at": at,
                 "variant_version_id": version,
                 "allocation_subject": subject,
                 "client_request_id": turn,
@@ -166,37 +181,46 @@ class LandingBuilder:
                 "was_truncated": False,
             }
             for _ in range(request_rows):
-                self.lines[f"experiment_requests/dt={dt}/part-0.jsonl"].append(json.dumps(row))
+                key = f"{partition_dir(EXPERIMENT_REQUESTS, dt)}/part-0.jsonl"
+                self.lines[key].append(_text(line(EXPERIMENT_REQUESTS, row)))
         return usage_id
 
     def feedback(self, at: datetime, turn: str, rating: str) -> None:
         event = {
-            "event": "Feedback Submitted",
-            "timestamp": ts(at),
-            "properties": {"rating": rating, "parentMessageID": turn, "messageID": "m", "sessionID": "s"},
+            "event": FEEDBACK_EVENT,
+            "timestamp": at,
+            "rating": rating,
+            "parent_message_id": turn,
+            "message_id": "m",
+            "session_id": "s",
         }
-        self.lines[f"feedback/dt={at.date().isoformat()}/part-0.jsonl"].append(json.dumps(event))
+        key = f"{partition_dir(FEEDBACK, at.date().isoformat())}/part-0.jsonl"
+        self.lines[key].append(_text(line(FEEDBACK, event)))
 
     def opt_out(self, subject: str, value: str, at: datetime) -> None:
-        self.opt_outs.append({"subject": subject, "value": value, "recorded_at": ts(at)})
+        self.opt_outs.append(line(OPT_OUTS, {"subject": subject, "value": value, "recorded_at": at}))
 
-    def raw_line(self, key: str, line: str) -> None:
-        self.lines[key].append(line)
+    def raw_line(self, key: str, text: str) -> None:
+        self.lines[key].append(text)
 
     def write(self, store: ObjectStore) -> None:
         """Write everything collected (the snapshot and opt-outs are rewritten whole)."""
         snapshot = {
-            "experiments/model_experiment.jsonl": self.experiments,
-            "experiments/model_experiment_variant.jsonl": self.variants,
-            "experiments/model_experiment_variant_version.jsonl": self.versions,
-            "consent/opt_outs.jsonl": self.opt_outs,
+            MODEL_EXPERIMENT.location: self.experiments,
+            MODEL_EXPERIMENT_VARIANT.location: self.variants,
+            MODEL_EXPERIMENT_VARIANT_VERSION.location: self.versions,
+            OPT_OUTS.location: self.opt_outs,
         }
         for key, rows in snapshot.items():
-            store.put(key, "".join(json.dumps(r) + "\n" for r in rows).encode())
+            store.put(key, jsonl(rows))
         for key, lines in self.lines.items():
             store.put(key, "".join(line + "\n" for line in lines).encode())
         for key, data in self.blobs.items():
             store.put_if_absent(key, data)
+
+
+def _text(row: dict) -> str:
+    return jsonl([row]).decode().rstrip("\n")
 
 
 def partners_yaml(destination: str, beta_eval: bool = True) -> str:

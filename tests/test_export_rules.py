@@ -10,6 +10,7 @@ from pipelines.export import day
 from pipelines.export.ingest import load_quarantined_raw
 from pipelines.export.internal_area import RunArea
 from pipelines.export.settings import ExportSettings
+from pipelines.landing_writer import timestamp
 from pipelines.objectstore import open_store
 from schemas.exclusions import Exclusion
 from tests.landing_builder import (
@@ -72,9 +73,7 @@ def test_rule_1_production_traffic_without_an_experiment_request_is_never_export
 def test_rule_1_an_experiment_request_must_share_the_usage_rows_created_at(landing, tmp_path) -> None:
     usage_id = landing.request(NOON, version=ACME_V1)
     key = f"experiment_requests/dt={DT}/part-0.jsonl"
-    landing.lines[key] = [
-        line.replace(NOON.isoformat().replace("+00:00", "Z"), "2026-11-03T12:00:01Z") for line in landing.lines[key]
-    ]
+    landing.lines[key] = [line.replace(timestamp(NOON), "2026-11-03T12:00:01Z") for line in landing.lines[key]]
     assert decide(landing, tmp_path)[usage_id] == (None, Exclusion.NOT_ONE_EXPERIMENT_REQUEST)
 
 

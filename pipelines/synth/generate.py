@@ -6,19 +6,18 @@ the same bytes (ids, times and texts come from seeded generators, never the cloc
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from pipelines.export.doubt import named_value
-from pipelines.landing_writer import jsonl, usage_frame_jsonl
+from pipelines.landing_writer import capped_blob, jsonl, usage_frame_jsonl
 from pipelines.objectstore import ObjectStore
 from pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
 from pipelines.synth.content import AgentContent, Pools
@@ -28,7 +27,7 @@ from pipelines.synth.population import build_population
 from pipelines.synth.production import people_frame, production_day
 from pipelines.synth.rows import experiment_request_rows, feedback_row, planted_row, usage_row
 from pipelines.synth.scenario import build_scenario, snapshot_rows
-from pipelines.synth.sessions import Delivery, Request, SessionBuilder, SessionOutput
+from pipelines.synth.sessions import Delivery, PromptState, Request, SessionBuilder, SessionOutput, SessionPlan
 from pipelines.synth.traffic import EXPERIMENT_SHARE, PLANTED_PER_REQUESTS, Traffic, background_share
 from pipelines.synth.truth import Consent, Doubt, judge_session, production_truth
 from pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, Corrupt, DayFiles
@@ -67,7 +66,7 @@ class SynthConfig:
     roll_bytes: int = DEFAULT_ROLL_BYTES
     malformed_rate: float = MALFORMED_RATE
     preview_share: float | None = None  # share of usage rows that are preview traffic; None: the session mix
-    history_days: int = 0  # days before ``start`` written without bulk production rows (rule-7 lookback)
+    history_days: int = 0  # days before ``start`` with sessions only: no bulk production rows, no blobs
 
     def __post_init__(self) -> None:
         if self.days < 1 or self.requests_per_day < 1:
@@ -140,6 +139,12 @@ def _without_id(row: dict[str, Any], dt: str) -> bytes:
 def _with_a_wrong_type(row: dict[str, Any], dt: str) -> bytes:
     """An experiment_requests line with a wrong type: quarantined, it still names its usage id."""
     return orjson.dumps({**row, "variant_version_id": 12345})
+
+
+def _lost(plan: SessionPlan) -> SessionPlan:
+    """A history day's session: no blob is written, so each prompt it logs is lost (rule 6, as its truth
+    says); it opens with no stock message, whose body another day may store under the same hash."""
+    return replace(plan, prompt=plan.prompt or PromptState.LOST, opener=False)
 
 
 class _Run:
@@ -226,15 +231,19 @@ class _Run:
             if usage_id:
                 self.doubt.request_lines.add((usage_id, dt))
 
-    def emit(self, output: SessionOutput) -> tuple[int, int]:
-        """Write a session's requests, blobs, truth and feedback; return (requests, experiment requests)."""
+    def emit(self, output: SessionOutput, blobs: bool = True) -> tuple[int, int]:
+        """Write a session's requests, blobs (unless ``blobs`` is False), truth and feedback.
+
+        Returns (requests, experiment requests).
+        """
         experiment_requests = 0
         for request in output.requests:
             dt = day_of(request.created_us)
             response_sha = None
-            if request.response is not None:
-                response_sha = hashlib.sha256(request.response).hexdigest()
-                self.blobs.put(RESPONSES_PREFIX, response_sha, request.response)
+            if request.response is not None and blobs:
+                response = capped_blob(RESPONSES_PREFIX, request.response)
+                response_sha = response.sha256
+                self.blobs.put(RESPONSES_PREFIX, response_sha, response.data)
             if request.body is not None:
                 assert request.body_sha is not None
                 self.blobs.put(PROMPTS_PREFIX, request.body_sha, request.body)
@@ -250,7 +259,7 @@ class _Run:
                     self.exported[(str(truth["partner_id"]), str(truth["experiment_id"]), dt)] += 1
                 else:
                     self.excluded[(str(truth["reason"]), dt)] += 1
-            for item in request.plants:
+            for item in request.plants if blobs else ():
                 self.files.write_single(PLANTED, planted_dir(dt), dt, PLANTED, planted_row(request, item))
                 self.planted[item.kind] += 1
         for event in output.feedback:
@@ -271,11 +280,14 @@ class _Run:
         plans = [
             plan
             for rep in range(max(1, planted_sets))
-            for plan in self.traffic.planted(start, rng, first_of_run=index == 0 and rep == 0)
+            for plan in self.traffic.planted(start, rng, first_of_run=index == config.history_days and rep == 0)
         ]
+        history = index < config.history_days
+        if history:
+            plans = [_lost(plan) for plan in plans]
         done = experiment = 0
         for plan in plans:
-            n, e = self.emit(self.builder.build(plan, rng, ids))
+            n, e = self.emit(self.builder.build(plan, rng, ids), blobs=not history)
             done, experiment = done + n, experiment + e
         share = background_share(target, done, experiment) if preview is None else 1.0
 
@@ -283,10 +295,12 @@ class _Run:
             return done < target if preview is None else done < target and experiment < preview
 
         while more():
-            n, e = self.emit(self.builder.build(self.traffic.background(start, rng, share), rng, ids))
+            plan = self.traffic.background(start, rng, share)
+            plan = _lost(plan) if history else plan
+            n, e = self.emit(self.builder.build(plan, rng, ids), blobs=not history)
             done, experiment = done + n, experiment + e
             self._progress(day, index, progress)
-        if preview is not None and index >= config.history_days and done < target:
+        if preview is not None and not history and done < target:
             self._production(day, target - done, progress, index)
         self.files.close_through(day.isoformat())
 

@@ -8,11 +8,11 @@ turn's ``client_request_id``; each step's body carries the whole history so far.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 from enum import Enum
 
+from pipelines.landing_writer import capped_blob
 from pipelines.synth.clock import MINUTE, SECOND, rfc3339, to_datetime
 from pipelines.synth.content import AgentContent, Conversation, completion, huge_log
 from pipelines.synth.ids import Ids
@@ -20,7 +20,7 @@ from pipelines.synth.plants import Plant, PlantedItem, PlantFactory, random_plan
 from pipelines.synth.population import Person
 from pipelines.synth.scenario import Experiment, ProductionModel, Variant
 from schemas.bucketing import allocation_subject, choose_variant
-from schemas.landing import BLOB_CAP_BYTES, cap_utf8
+from schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX
 
 PLANT_RATE = 0.03  # per tool step; plants stay in the history, so ~5% of bodies carry a secret
 RANDOM_PROMPT_LOSS = 0.002  # per unique body: storage failed / wiped / blob lost
@@ -295,12 +295,11 @@ def _step(
     """The body a step sends and what becomes of it; only unique bodies can lose their prompt."""
     if conversation is None or segment.experiment is None:
         return _Step(None, None, False, None)
-    raw = conversation.body(segment.requested_model)
-    body = cap_utf8(raw)[0]
+    body = capped_blob(PROMPTS_PREFIX, conversation.body(segment.requested_model))
     prompt = plan.prompt or PromptState.STORED
     if plan.prompt is None and unique and rng.random() < 3 * RANDOM_PROMPT_LOSS:
         prompt = rng.choice((PromptState.FAILED, PromptState.DELETED, PromptState.LOST))
-    return _Step(body, hashlib.sha256(body).hexdigest(), len(body) < len(raw), prompt)
+    return _Step(body.data, body.sha256, body.truncated, prompt)
 
 
 def _huge_conversation(mode: str, model: str) -> Conversation:

@@ -13,12 +13,15 @@ from typing import Any
 
 import orjson
 
+from pipelines.landing_writer import jsonl, line, timestamp
 from replay.proxy.identity import Caller
 from schemas.landing import (
+    EXPERIMENT_REQUESTS,
     MODEL_EXPERIMENT,
     MODEL_EXPERIMENT_VARIANT,
     MODEL_EXPERIMENT_VARIANT_VERSION,
     PROMPT_FAILED,
+    USAGE,
     RecordType,
     cap_utf8,
 )
@@ -26,11 +29,6 @@ from schemas.proxy_config import ProxyConfig
 
 REQUEST_KIND = "chat_completions"
 _REPLACED_IN_DELTAS = ("role", "id", "type")
-
-
-def rfc3339(moment: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True)
@@ -160,45 +158,49 @@ def finish(exchange: Exchange) -> Finished:
     completion = exchange.response if exchange.chunks is None else assemble_stream(exchange.chunks)
     input_tokens, output_tokens, cache_write, cache_hit = token_counts(completion)
     caller = exchange.caller
-    created_at = rfc3339(exchange.created_at)
+    created_at = timestamp(exchange.created_at)
     reported = completion.get("model") if completion else None
-    usage = {
-        "id": exchange.usage_id,
-        "created_at": created_at,
-        "kilo_user_id": caller.kilo_user_id,
-        "requested_model": exchange.requested_model,
-        "model": reported if isinstance(reported, str) else None,
-        "provider": exchange.provider,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cache_write_tokens": cache_write,
-        "cache_hit_tokens": cache_hit,
-        "cost": 0,
-        "has_error": exchange.has_error,
-        "status_code": exchange.status_code,
-        "latency": round(exchange.latency_ms, 3),
-        "streamed": exchange.streamed,
-        "cancelled": exchange.cancelled,
-        "session_id": caller.session_id,
-        "machine_id": caller.machine_id,
-        "client_ip": caller.client_ip,
-        "organization_id": None,
-        "response_body_sha256": None,
-    }
+    usage = line(
+        USAGE,
+        {
+            "id": exchange.usage_id,
+            "created_at": created_at,
+            "kilo_user_id": caller.kilo_user_id,
+            "requested_model": exchange.requested_model,
+            "model": reported if isinstance(reported, str) else None,
+            "provider": exchange.provider,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_write_tokens": cache_write,
+            "cache_hit_tokens": cache_hit,
+            "cost": 0,
+            "has_error": exchange.has_error,
+            "status_code": exchange.status_code,
+            "latency": round(exchange.latency_ms, 3),
+            "streamed": exchange.streamed,
+            "cancelled": exchange.cancelled,
+            "session_id": caller.session_id,
+            "machine_id": caller.machine_id,
+            "client_ip": caller.client_ip,
+        },
+    )
     finished = Finished(exchange.created_at.astimezone(UTC).date().isoformat(), usage, None)
     if not exchange.is_experiment:
         return finished
     prompt, truncated = cap_utf8(exchange.prompt or b"")
-    finished.experiment_request = {
-        "usage_id": exchange.usage_id,
-        "created_at": created_at,
-        "variant_version_id": exchange.variant_version_id,
-        "allocation_subject": exchange.allocation_subject,
-        "client_request_id": caller.client_request_id,
-        "request_kind": REQUEST_KIND,
-        "request_body_sha256": PROMPT_FAILED,  # until the writer has stored the prompt
-        "was_truncated": truncated,
-    }
+    finished.experiment_request = line(
+        EXPERIMENT_REQUESTS,
+        {
+            "usage_id": exchange.usage_id,
+            "created_at": created_at,
+            "variant_version_id": exchange.variant_version_id,
+            "allocation_subject": exchange.allocation_subject,
+            "client_request_id": caller.client_request_id,
+            "request_kind": REQUEST_KIND,
+            "request_body_sha256": PROMPT_FAILED,  # until the writer has stored the prompt
+            "was_truncated": truncated,
+        },
+    )
     if not exchange.blobs_dropped and exchange.prompt is not None:
         finished.prompt_blob = prompt
         if completion is not None and not exchange.has_error:
@@ -220,53 +222,51 @@ def snapshot_lines(config: ProxyConfig, written_at: datetime) -> dict[RecordType
         created = min([first_effective, *(v.created_at for v in all_versions if v.created_at)])
         started = experiment.started_at or first_effective
         experiments.append(
-            {
-                "id": str(experiment.id),
-                "public_model_id": experiment.public_model_id,
-                "name": experiment.name or experiment.public_model_id,
-                "status": experiment.status,
-                "started_at": rfc3339(started),
-                "ended_at": rfc3339(experiment.ended_at) if experiment.ended_at else None,
-                "created_at": rfc3339(min(created, started)),
-                "updated_at": rfc3339(written_at),
-                "is_archived": False,
-            }
+            line(
+                MODEL_EXPERIMENT,
+                {
+                    "id": str(experiment.id),
+                    "public_model_id": experiment.public_model_id,
+                    "name": experiment.name or experiment.public_model_id,
+                    "status": experiment.status,
+                    "started_at": started,
+                    "ended_at": experiment.ended_at,
+                    "created_at": min(created, started),
+                    "updated_at": written_at,
+                    "is_archived": False,
+                },
+            )
         )
         for variant in experiment.variants:
-            variants.append(
-                {
-                    "id": str(variant.id),
-                    "experiment_id": str(experiment.id),
-                    "label": variant.label,
-                    "weight": variant.weight,
-                }
-            )
+            variant_row = {
+                "id": str(variant.id),
+                "experiment_id": str(experiment.id),
+                "label": variant.label,
+                "weight": variant.weight,
+            }
+            variants.append(line(MODEL_EXPERIMENT_VARIANT, variant_row))
             for version in variant.versions:
                 upstream = version.upstream
                 versions.append(
-                    {
-                        "id": str(version.id),
-                        "variant_id": str(variant.id),
-                        "upstream": {
+                    line(
+                        MODEL_EXPERIMENT_VARIANT_VERSION,
+                        {
+                            "id": str(version.id),
+                            "variant_id": str(variant.id),
                             "internal_id": upstream.internal_id,
                             "base_url": upstream.base_url,
                             "extra_body": upstream.extra_body,
                             "remove_from_body": list(upstream.remove_from_body),
+                            "effective_at": version.effective_at,
+                            "created_at": version.created_at or version.effective_at,
                         },
-                        "effective_at": rfc3339(version.effective_at),
-                        "created_at": rfc3339(version.created_at or version.effective_at),
-                    }
+                    )
                 )
     return {
         MODEL_EXPERIMENT: experiments,
         MODEL_EXPERIMENT_VARIANT: variants,
         MODEL_EXPERIMENT_VARIANT_VERSION: versions,
     }
-
-
-def jsonl(lines: list[dict[str, Any]]) -> bytes:
-    """JSON lines, each ending in a newline."""
-    return b"".join(orjson.dumps(line) + b"\n" for line in lines)
 
 
 def merge_snapshot(ours: dict[RecordType, list[dict[str, Any]]], existing: dict[str, bytes]) -> dict[str, bytes]:
@@ -282,13 +282,13 @@ def merge_snapshot(ours: dict[RecordType, list[dict[str, Any]]], existing: dict[
 
     def kept(record_type: RecordType, replaced: Callable[[dict[str, str]], bool]) -> list[bytes]:
         lines = []
-        for line in existing.get(record_type.location, b"").splitlines():
+        for text in existing.get(record_type.location, b"").splitlines():
             try:
-                row = orjson.loads(line)
+                row = orjson.loads(text)
             except orjson.JSONDecodeError:
                 row = None
-            if line.strip() and not (isinstance(row, dict) and replaced({k: str(v) for k, v in row.items()})):
-                lines.append(line + b"\n")
+            if text.strip() and not (isinstance(row, dict) and replaced({k: str(v) for k, v in row.items()})):
+                lines.append(text + b"\n")
         return lines
 
     old_experiments = kept(MODEL_EXPERIMENT, lambda row: row.get("id") in experiments)

@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.landing_writer import jsonl
 from pipelines.objectstore import LocalStore, ObjectStore, content_key
-from replay.proxy.records import Exchange, Finished, finish, jsonl, merge_snapshot, snapshot_lines
+from replay.proxy.records import Exchange, Finished, finish, merge_snapshot, snapshot_lines
 from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE, RecordType, partition_dir
 from schemas.proxy_config import ProxyConfig
 
