@@ -88,10 +88,8 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
 def export_command(landing: str, partners: str, dt: str, partner: str | None, shards: int | None = None) -> int:
     """Exit 0 when every step ran and every check passed, 1 otherwise, 2 (nothing run) on bad input."""
     console = Console()
-    settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
+    settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner, shards=shards)
     problems = export_problems(settings, dt)
-    if shards is not None and shards < 1:
-        problems.append(f"--shards must be 1 or more (processes that decide the day in parallel), got {shards}")
     if problems:
         errors = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
         for problem in problems:

@@ -15,6 +15,7 @@ DEFAULT_PARTNERS_PATH = "pipelines/synth/partners.yaml"
 DEFAULT_LANDING_URL = "var/landing"
 FIRST_DAY = "2026-10-01"  # the first day partition of the export
 DEFAULT_MEMORY_LIMIT_MB = 2048  # a 2-core, 8 GB worker with room to spare
+MIN_MEMORY_LIMIT_MB = 4  # below this the fixed cost of a bucket outweighs its rows
 DEFAULT_WORKERS = 2  # processes that validate a day's files (and run its shards) at once: one per core
 
 
@@ -55,6 +56,20 @@ class ExportSettings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def problems(self) -> list[str]:
+        """The knobs that are out of range, one line each, naming the variable (or option) and what it takes."""
+        found = []
+        if self.memory_limit_mb < MIN_MEMORY_LIMIT_MB:
+            found.append(
+                f"TRACEDROP_EXPORT_MEMORY_MB must be at least {MIN_MEMORY_LIMIT_MB} (MB the export may hold), "
+                f"got {self.memory_limit_mb}"
+            )
+        if self.workers < 1:
+            found.append(f"TRACEDROP_EXPORT_WORKERS must be 1 or more (processes at once), got {self.workers}")
+        if self.shards < 1:
+            found.append(f"--shards / TRACEDROP_EXPORT_SHARDS must be 1 or more, got {self.shards}")
+        return found
 
     @property
     def rules_hash(self) -> str:
