@@ -42,10 +42,10 @@ from pipelines.export.ingest import (
     ingest_days,
     load_ingested,
 )
-from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_prefix
+from pipelines.export.internal_area import RunArea, day_runs_prefix
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
-from pipelines.export.parts import bucket_count, delete_prefix, part_keys, read_parts
+from pipelines.export.parts import all_part_keys, bucket_count, delete_prefix, read_parts
 from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
@@ -53,7 +53,7 @@ from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
 from pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
 from pipelines.export.rules import eval_owners
-from pipelines.export.session_index import rule7_history, write_session_index
+from pipelines.export.session_index import cache_session_index, rule7_history, write_session_index
 from pipelines.export.settings import ExportSettings
 from pipelines.export.shards import run_shards
 from pipelines.export.snapshot import Snapshot, load_snapshot
@@ -130,9 +130,8 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     usage, requests = parts[USAGE.name], parts[EXPERIMENT_REQUESTS.name]
     if usage.files == 0:
         raise FileNotFoundError(f"{store.url}/{USAGE.location}/dt={dt}: no usage files for this day")
-    write_session_index(
-        store, area, [area.session_history_prefix, session_index_prefix(dt)], usage.fingerprint + requests.fingerprint
-    )
+    write_session_index(store, area, usage.fingerprint + requests.fingerprint)
+    cache_session_index(store, area)
     known_days = set(landing_days(store, USAGE))
     lookback = [d for d in days_before(dt, settings.lookback_days) if d in known_days]
     history, quarantined_sessions = rule7_history(store, area, lookback, plan)
@@ -199,7 +198,7 @@ def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
 
 def load_decisions(store: ObjectStore, area: RunArea, where: pl.Expr | None = None) -> pl.DataFrame:
     """The run's decisions (every usage row with its fate), or those matching ``where``."""
-    keys = [k for part in part_keys(store, area.decisions_prefix).values() for k in part]
+    keys = all_part_keys(store, area.decisions_prefix)
     if not keys:
         raise RuntimeError(f"run {area.run_id} has no decisions for dt={area.dt}: run the decide step first")
     return read_parts(store, keys, None, where=where)
@@ -284,8 +283,7 @@ def _accounts(
             read_parts(store, [key], None, columns=["fate", "reason", "partner_id"])
             .group_by("fate", "reason", "partner_id")
             .len()
-            for keys in part_keys(store, area.decisions_prefix).values()
-            for key in keys
+            for key in all_part_keys(store, area.decisions_prefix)
         ]
     )
     exported_by: Counter[str] = Counter()

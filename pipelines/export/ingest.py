@@ -14,7 +14,7 @@ import orjson
 import polars as pl
 
 from pipelines.export.internal_area import RunArea
-from pipelines.export.parts import PartWriter, part_keys, read_parts
+from pipelines.export.parts import PartWriter, all_part_keys, part_keys, read_parts
 from pipelines.export.ranges import RANGE_BYTES_MIN, FileRange, open_range, plan_ranges
 from pipelines.landing import landing_files, read_record_type
 from pipelines.objectstore import ObjectNotFound, ObjectStore, open_store
@@ -254,11 +254,11 @@ def load_ingested(
 ) -> pl.DataFrame:
     """Ingested rows of a record type: of ``keys`` (default: every part), those matching ``where``."""
     if keys is None:
-        keys = [k for part in ingested_keys(store, area, record_type.name).values() for k in part]
+        keys = all_part_keys(store, area.ingested_prefix(record_type.name))
     return read_parts(store, keys, batch_schema(record_type), where=where)
 
 
 def load_quarantined_raw(store: ObjectStore, area: RunArea, record_type: str) -> list[bytes]:
     """The raw bytes of every line of a record type the run quarantined."""
-    keys = [k for part in part_keys(store, area.quarantine_prefix(record_type)).values() for k in part]
+    keys = all_part_keys(store, area.quarantine_prefix(record_type))
     return read_parts(store, keys, QUARANTINE_SCHEMA, columns=["raw"]).get_column("raw").to_list()

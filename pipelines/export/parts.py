@@ -109,6 +109,11 @@ def part_keys(store: ObjectStore, prefix: str) -> dict[int, list[str]]:
     return {bucket: sorted(keys) for bucket, keys in sorted(found.items())}
 
 
+def all_part_keys(store: ObjectStore, prefix: str) -> list[str]:
+    """Every part under ``prefix``, bucket by bucket, each bucket's in write order."""
+    return [key for keys in part_keys(store, prefix).values() for key in keys]
+
+
 def read_parts(
     store: ObjectStore,
     keys: list[str],

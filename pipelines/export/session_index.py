@@ -2,11 +2,11 @@
 
 A day's index (:func:`pipelines.export.rules.session_history`, one row per usage row with a session) is
 written by its export's ingest, bucket by bucket (a usage line and its experiment_requests rows share a
-bucket, so each bucket's history is complete), into the run's area and into the day's cache
-(``session_index/dt=D/``), with ``_index.json`` holding the fingerprint of the files it was built from and
-the sessions its quarantined usage lines name. A lookback day whose cache is missing or stale is rebuilt
-by streaming its files into a scratch area. Only the sessions of the day's candidates are read back:
-rule 7 needs no other history.
+bucket, so each bucket's history is complete), into the run's area and then, as a new version, into the
+day's cache (``session_index/dt=D/v=<version>/``), whose ``_index.json`` names the current version, the
+fingerprint of the files it was built from and the sessions its quarantined usage lines name. A lookback
+day whose cache is missing or stale is rebuilt by streaming its files into a scratch area. Only the
+sessions of the day's candidates are read back: rule 7 needs no other history.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow as pa
 from pipelines.export.doubt import names_in
 from pipelines.export.ingest import IngestPlan, files_fingerprint, ingest_days, ingested_keys, load_ingested
 from pipelines.export.internal_area import RunArea, session_index_prefix
-from pipelines.export.parts import delete_prefix, part_key, part_keys, read_parts
+from pipelines.export.parts import all_part_keys, delete_prefix, part_key, read_parts
 from pipelines.export.rules import HISTORY_COLUMNS, session_history
 from pipelines.objectstore import ObjectStore, write_parquet
 from schemas.landing import EXPERIMENT_REQUESTS, USAGE
@@ -45,39 +45,52 @@ def day_fingerprint(store: ObjectStore, dt: str) -> str:
 def quarantined_sessions(store: ObjectStore, area: RunArea) -> list[str]:
     """The sessions the run's quarantined usage lines still name, read one quarantine part at a time."""
     found: set[str] = set()
-    for keys in part_keys(store, area.quarantine_prefix(USAGE.name)).values():
-        for key in keys:
-            raw = read_parts(store, [key], QUARANTINE_SCHEMA, columns=["raw"]).get_column("raw").to_list()
-            found.update(names_in(raw, "id").get_column("session_id").drop_nulls().to_list())
+    for key in all_part_keys(store, area.quarantine_prefix(USAGE.name)):
+        raw = read_parts(store, [key], QUARANTINE_SCHEMA, columns=["raw"]).get_column("raw").to_list()
+        found.update(names_in(raw, "id").get_column("session_id").drop_nulls().to_list())
     return sorted(found)
 
 
-def write_session_index(store: ObjectStore, area: RunArea, prefixes: list[str], fingerprint: str) -> None:
-    """Build the history of the run's ingested day bucket by bucket and write it under each of ``prefixes``."""
+def write_session_index(store: ObjectStore, area: RunArea, fingerprint: str) -> None:
+    """Build the history of the run's ingested day bucket by bucket into the run's area, with its record."""
+    target = area.session_history_prefix
     requests = ingested_keys(store, area, EXPERIMENT_REQUESTS.name)
-    for prefix in prefixes:
-        delete_prefix(store, prefix)
+    delete_prefix(store, target)
     for bucket, keys in ingested_keys(store, area, USAGE.name).items():
         usage = read_parts(store, keys, batch_schema(USAGE), columns=["id", "created_at", "session_id"])
         history = session_history(usage, load_ingested(store, area, EXPERIMENT_REQUESTS, requests.get(bucket, [])))
-        table = history.select(HISTORY_COLUMNS).to_arrow().cast(HISTORY_SCHEMA)
-        for prefix in prefixes:
-            write_parquet(store, part_key(prefix, bucket, 0), table)
-    record = json.dumps({"fingerprint": fingerprint, "quarantined_sessions": quarantined_sessions(store, area)})
-    for prefix in prefixes:
-        store.put(f"{prefix}/{INDEX_RECORD}", record.encode())
+        write_parquet(
+            store, part_key(target, bucket, 0), history.select(HISTORY_COLUMNS).to_arrow().cast(HISTORY_SCHEMA)
+        )
+    record = {"fingerprint": fingerprint, "quarantined_sessions": quarantined_sessions(store, area)}
+    store.put(f"{target}/{INDEX_RECORD}", json.dumps(record).encode())
+
+
+def cache_session_index(store: ObjectStore, area: RunArea) -> None:
+    """Copy the run's day history into the day's index cache as a new version. Readers switch to it when
+    its record is written (one put); the version before it is kept for runs still reading it."""
+    source, cache = area.session_history_prefix, session_index_prefix(area.dt)
+    version = uuid4().hex[:16]
+    for key in all_part_keys(store, source):
+        store.put(f"{cache}/v={version}{key[len(source) :]}", store.get(key))
+    record = json.loads(store.get(f"{source}/{INDEX_RECORD}"))
+    record_key = f"{cache}/{INDEX_RECORD}"
+    keep = {version, json.loads(store.get(record_key)).get("version")} if store.exists(record_key) else {version}
+    store.put(record_key, json.dumps({**record, "version": version}).encode())
+    stale = [i.key for i in store.list(cache + "/") if i.key[len(cache) + 1 :].split("/")[0][2:] not in keep]
+    store.delete([key for key in stale if key != record_key])
 
 
 def read_history(store: ObjectStore, prefix: str, sessions: pl.Series) -> pl.DataFrame:
     """The history rows under ``prefix`` of ``sessions`` only."""
-    keys = [k for part in part_keys(store, prefix).values() for k in part]
+    keys = all_part_keys(store, prefix)
     return read_parts(store, keys, HISTORY_SCHEMA, where=pl.col("session_id").is_in(sessions.to_list()))
 
 
 def candidate_sessions(store: ObjectStore, prefix: str) -> pl.Series:
     """Sessions with a usage row that has exactly one experiment_requests row: only their rows can be
     candidates of rule 7 (every other row fails rule 1 first)."""
-    keys = [k for part in part_keys(store, prefix).values() for k in part]
+    keys = all_part_keys(store, prefix)
     with_version = [
         read_parts(store, [k], HISTORY_SCHEMA, columns=["session_id", "variant_version_id"])
         .filter(pl.col("variant_version_id").is_not_null())
@@ -89,21 +102,20 @@ def candidate_sessions(store: ObjectStore, prefix: str) -> pl.Series:
 
 def lookback_index(store: ObjectStore, dt: str, plan: IngestPlan) -> tuple[str, list[str]]:
     """The prefix of a lookback day's current index and its quarantined sessions, rebuilt when stale."""
-    prefix = session_index_prefix(dt)
+    record_key = f"{session_index_prefix(dt)}/{INDEX_RECORD}"
     fingerprint = day_fingerprint(store, dt)
-    record_key = f"{prefix}/{INDEX_RECORD}"
-    if store.exists(record_key):
-        record = json.loads(store.get(record_key))
-        if record["fingerprint"] == fingerprint:
-            return prefix, record["quarantined_sessions"]
-    scratch = RunArea(dt, f"index-build-{uuid4().hex}")
-    try:
-        for record_type in (USAGE, EXPERIMENT_REQUESTS):
-            ingest_days(store, scratch, record_type, [dt], plan)
-        write_session_index(store, scratch, [prefix], fingerprint)
-    finally:
-        delete_prefix(store, scratch.prefix)
-    return prefix, json.loads(store.get(record_key))["quarantined_sessions"]
+    cached = json.loads(store.get(record_key)) if store.exists(record_key) else {}
+    if cached.get("fingerprint") != fingerprint or "version" not in cached:
+        scratch = RunArea(dt, f"index-build-{uuid4().hex}")
+        try:
+            for record_type in (USAGE, EXPERIMENT_REQUESTS):
+                ingest_days(store, scratch, record_type, [dt], plan)
+            write_session_index(store, scratch, fingerprint)
+            cache_session_index(store, scratch)
+        finally:
+            delete_prefix(store, scratch.prefix)
+    record = json.loads(store.get(record_key))
+    return f"{session_index_prefix(dt)}/v={record['version']}", record["quarantined_sessions"]
 
 
 def rule7_history(
