@@ -29,6 +29,7 @@ from pipelines.export.doubt import names_in
 from pipelines.export.ingest import load_ingested, read_day
 from pipelines.export.internal_area import RunArea
 from pipelines.export.landing_state import days_before
+from pipelines.export.parts import all_part_keys
 from pipelines.export.ranges import RANGE_BYTES_MIN, open_range, plan_ranges
 from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, eval_owners, session_history
 from pipelines.export.settings import ExportSettings
@@ -202,3 +203,25 @@ def test_a_day_decided_in_two_shards_publishes_the_drops_of_one(tmp_path, monkey
         assert steps["publish"]["rows"] > 0
         drops[shards] = drop_contents(tmp_path / f"drops-{shards}")
     assert [k for k in drops[1] if drops[1][k] != drops[2].get(k)] == []
+
+
+def test_a_bucket_whose_decisions_are_missing_stops_the_day_before_anything_is_staged_for_publish(
+    tmp_path, monkeypatch
+) -> None:
+    for name, salt in SALTS.items():
+        monkeypatch.setenv(name, salt)
+    landing = synth(tmp_path / "landing", 1000)
+    registry = yaml.safe_load(Path("pipelines/synth/partners.yaml").read_text())
+    for partner in registry["partners"]:
+        partner["destination"] = str(tmp_path / "drops")
+    (tmp_path / "partners.yaml").write_text(yaml.safe_dump(registry))
+    settings = ExportSettings(landing_url=landing, partners_path=str(tmp_path / "partners.yaml"), shards=2, workers=1)
+    day.ingest(settings, DT, "lost")
+    day.decide_day(settings, DT, "lost")
+    store, area = open_store(landing), RunArea(DT, "lost")
+    store.delete([all_part_keys(store, area.decisions_prefix)[-1]])  # as if one shard's output were lost
+    with pytest.raises(RuntimeError, match=r"decisions cover \d+ of the \d+ usage rows ingested"):
+        day.stage(settings, DT, "lost")
+    with pytest.raises(RuntimeError, match="no staged drops"):
+        day.publish(settings, DT, "lost")
+    assert not (tmp_path / "drops").exists()

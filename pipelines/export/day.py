@@ -143,6 +143,7 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     record = {
         "buckets": buckets,
         "shards": settings.shards,
+        "usage_rows": usage.rows,
         "quarantined_sessions": quarantined_sessions,
         **{f"{name}_quarantined": p.quarantined for name, p in parts.items()},
     }
@@ -301,10 +302,16 @@ def _accounts(
     for usage_id, partner in late.select("id", "partner_id").iter_rows():
         exported_by[partner] -= 1
         excluded[report.reclassified[usage_id]] += 1
-    quarantined = _read_json(store, area.ingest_record_key)[f"{USAGE.name}_quarantined"]
+    ingested = _read_json(store, area.ingest_record_key)
+    decided, quarantined = int(counts.get_column("len").sum()), ingested[f"{USAGE.name}_quarantined"]
+    if decided != ingested["usage_rows"]:  # a bucket's decisions are missing: nothing of the day is staged
+        raise RuntimeError(
+            f"run {area.run_id}: decisions cover {decided} of the {ingested['usage_rows']} usage rows ingested "
+            f"for dt={area.dt}; run the whole export_day job again"
+        )
     return {
         "dt": area.dt,
-        "usage_lines": int(counts.get_column("len").sum()) + quarantined,
+        "usage_lines": decided + quarantined,
         "quarantined": quarantined,
         "exported": dict(sorted((p, n) for p, n in exported_by.items() if n)),
         "excluded": dict(sorted(excluded.items())),
