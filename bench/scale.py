@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -34,6 +35,7 @@ DAY = date(2026, 11, 8)
 RSS_TARGET_GB = 2.5
 RATE_TARGET = 100_000  # usage rows per second through ingest + decide
 GB = 1024**3
+MADE_AT = ("created_at", "generated_at")  # when a manifest or stats file was written: differs between runs
 
 
 def synthesise(out: Path, rows: int, preview_share: float, history_days: int, seed: int) -> dict[str, float]:
@@ -50,30 +52,39 @@ def synthesise(out: Path, rows: int, preview_share: float, history_days: int, se
 
 
 def _peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """The largest resident set of this process or any worker process it waited for (Linux reports KiB)."""
+    return max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) * 1024
 
 
-def run_steps(landing: str, partners: str, full: bool) -> None:
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the worker processes it waited for."""
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
+def run_steps(landing: str, partners: str, full: bool, shards: int = 1) -> None:
     """In the child: run the export steps one by one and print each one's figures as JSON."""
     from uuid import uuid4
 
     from pipelines.export import day
     from pipelines.export.settings import ExportSettings
 
-    settings = ExportSettings(landing_url=landing, partners_path=partners)
+    settings = ExportSettings(landing_url=landing, partners_path=partners, shards=shards)
     dt, run_id = DAY.isoformat(), uuid4().hex
     steps = [("ingest", day.ingest), ("decide", day.decide_day)]
     if full:
         steps += [("stage", day.stage), ("checks", day.run_checks), ("publish", day.publish)]
     figures = []
     for name, step in steps:
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall = _cpu_seconds(), time.perf_counter()
         result = step(settings, dt, run_id)
         figures.append(
             {
                 "step": name,
                 "wall": time.perf_counter() - wall,
-                "cpu": time.process_time() - cpu,
+                "cpu": _cpu_seconds() - cpu,
                 "peak_rss": _peak_rss_bytes(),
             }
         )
@@ -84,9 +95,10 @@ def run_steps(landing: str, partners: str, full: bool) -> None:
     print(json.dumps(figures))
 
 
-def measure(landing: Path, partners: Path, full: bool) -> list[dict]:
+def measure(landing: Path, partners: Path, full: bool, shards: int = 1) -> list[dict]:
     """The per-step figures of the export run in a child process of its own."""
-    command = [sys.executable, __file__, "--run", str(landing), str(partners), "full" if full else "decide"]
+    mode = f"{'full' if full else 'decide'}:{shards}"
+    command = [sys.executable, __file__, "--run", str(landing), str(partners), mode]
     child = subprocess.run(command, env={**os.environ, **SALT_ENVS}, capture_output=True, text=True, check=False)
     if child.returncode:
         raise SystemExit(f"the export of {landing} failed:\n{child.stderr[-3000:]}")
@@ -103,7 +115,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.run:
         landing, partners, mode = args.run
-        run_steps(landing, partners, mode == "full")
+        kind, shards = mode.split(":")
+        run_steps(landing, partners, kind == "full", int(shards))
         return
     try:
         sizes = [int(size.replace("_", "")) for size in args.rows.split(",")]
@@ -146,14 +159,46 @@ def main() -> None:
                     "rss": max(s["peak_rss"] for s in core),
                 }
             )
+            if index == 0:
+                shard_check = compare_shards(landing, work / f"drops-{rows}", work / f"drops-{rows}-2-shards")
             subprocess.run(["rm", "-rf", str(landing), str(work / f"drops-{rows}")], check=False)
     console.print(steps)
     console.print(summary_table(results))
+    console.print(shard_check)
     console.print(
         f"Targets: peak RSS <= {RSS_TARGET_GB} GB at every size (flat: the same as the first size), "
         f"ingest + decide >= {RATE_TARGET:,} usage rows/s. The {args.history_days} history days before {DAY} "
         "hold session lines only (the preview sessions with their production turns; no bulk production rows, "
         "no blobs), so decide's lookback figures leave out indexing full production days."
+    )
+
+
+def drop_contents(drops: Path) -> dict[str, object]:
+    """Every published file: Parquet as its bytes, manifests and stats without the time they were made."""
+    found: dict[str, object] = {}
+    for path in sorted(drops.rglob("*")):
+        if path.is_file():
+            name = str(path.relative_to(drops))
+            if path.suffix == ".json":
+                found[name] = {k: v for k, v in json.loads(path.read_text()).items() if k not in MADE_AT}
+            elif path.suffix == ".html":
+                found[name] = re.sub(r"Generated \S+Z\.", "", path.read_text())
+            else:
+                found[name] = path.read_bytes()
+    return found
+
+
+def compare_shards(landing: Path, one_shard: Path, two_shards: Path) -> str:
+    """Export the day again in 2 shards to another destination; say whether the drops are the same."""
+    partners = demo_partners(landing.parent / f"{landing.name}-partners-2-shards.yaml", two_shards)
+    figures = measure(landing, partners, full=True, shards=2)
+    one, two = drop_contents(one_shard), drop_contents(two_shards)
+    differing = sorted(name for name in one.keys() | two.keys() if one.get(name) != two.get(name))
+    decide = next(f for f in figures if f["step"] == "decide")
+    verdict = "identical" if not differing else f"DIFFERENT: {', '.join(differing[:5])}"
+    return (
+        f"The first size exported again with 2 shards (decide {decide['wall']:.1f} s wall): {len(one)} published "
+        f"files vs {len(two)}, {verdict} (manifests and stats compared without created_at / generated_at)."
     )
 
 

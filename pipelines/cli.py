@@ -87,11 +87,14 @@ def export(
     landing: Annotated[str, typer.Option(help="Landing-zone URL.")] = DEFAULT_LANDING,
     partners: Annotated[str, typer.Option(help="Partner registry YAML.")] = DEFAULT_PARTNERS,
     partner: Annotated[str | None, typer.Option(help="Export only this partner.")] = None,
+    shards: Annotated[
+        int | None, typer.Option(help="Decide the day in N shards, in parallel processes (default 1).")
+    ] = None,
 ) -> None:
     """Run the export job (the same one the Dagster UI runs) for one day."""
     from pipelines.export_cli import export_command
 
-    raise typer.Exit(export_command(landing=landing, partners=partners, dt=date, partner=partner))
+    raise typer.Exit(export_command(landing=landing, partners=partners, dt=date, partner=partner, shards=shards))
 
 
 @app.command()

@@ -20,12 +20,16 @@ from schemas.config_errors import ConfigError
 STEP_ORDER = tuple(asset.key.to_user_string() for asset in EXPORT_ASSETS)
 
 
-def run_export_job(landing: str, partners: str, dt: str, partner: str | None = None) -> dg.ExecuteInProcessResult:
+def run_export_job(
+    landing: str, partners: str, dt: str, partner: str | None = None, shards: int | None = None
+) -> dg.ExecuteInProcessResult:
     """Execute the same job the UI runs, for partition ``dt``, on a persistent or temporary instance."""
     from pipelines.definitions import defs
 
     job = defs.resolve_job_def(export_job.name)
-    resource = TracedropResource(landing_url=landing, partners_path=partners, only_partner=partner or "")
+    resource = TracedropResource(
+        landing_url=landing, partners_path=partners, only_partner=partner or "", shards=shards
+    )
     with dagster_instance() as instance:
         return job.execute_in_process(
             partition_key=dt,
@@ -86,11 +90,13 @@ def render_summary(result: dg.ExecuteInProcessResult, console: Console) -> None:
         console.print(f"published {destination}", soft_wrap=True)
 
 
-def export_command(landing: str, partners: str, dt: str, partner: str | None) -> int:
+def export_command(landing: str, partners: str, dt: str, partner: str | None, shards: int | None = None) -> int:
     """Exit 0 when every step ran and every check passed, 1 otherwise, 2 (nothing run) on bad input."""
     console = Console()
     try:
-        settings = ExportSettings.from_env(landing_url=landing, partners_path=partners, only_partner=partner)
+        settings = ExportSettings.from_env(
+            landing_url=landing, partners_path=partners, only_partner=partner, shards=shards
+        )
     except ConfigError as exc:
         problems = [str(exc)]
     else:
@@ -101,7 +107,7 @@ def export_command(landing: str, partners: str, dt: str, partner: str | None) ->
             errors.print(f"tracedrop export: {problem}")
         return 2
     with console.status(f"exporting {dt} from {landing} ..."):
-        result = run_export_job(landing, partners, dt, partner)
+        result = run_export_job(landing, partners, dt, partner, shards)
     render_summary(result, console)
     failed_checks = [name for name, passed, _ in _check_results(result) if not passed]
     if not result.success or failed_checks:

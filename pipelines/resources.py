@@ -36,6 +36,9 @@ class TracedropResource(dg.ConfigurableResource):
     webhook_attempts: int | None = setting_field(declared.WEBHOOK_ATTEMPTS)
     webhook_backoff_seconds: float | None = setting_field(declared.WEBHOOK_BACKOFF_SECONDS)
     stats_min_subjects: int | None = setting_field(declared.STATS_MIN_SUBJECTS)
+    memory_limit_mb: int | None = setting_field(declared.EXPORT_MEMORY_MB)
+    workers: int | None = setting_field(declared.EXPORT_WORKERS)
+    shards: int | None = setting_field(declared.EXPORT_SHARDS)
     rerun_days: int | None = setting_field(declared.RERUN_DAYS)
     late_data_window_days: int | None = setting_field(declared.LATE_DATA_WINDOW_DAYS)
 

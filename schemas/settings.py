@@ -31,6 +31,12 @@ class Setting:
     doc: str
     minimum: float | None = None
     also: tuple[str, ...] = ()  # further variables read, in order, when ``env`` is unset
+    option: str = ""  # the CLI option that also sets it, if any
+
+    @property
+    def explicit_name(self) -> str:
+        """What names an explicit value: the CLI option, else the resource field."""
+        return self.option or f"{self.resource}.{self.field}"
 
     def parse(self, raw: str, name: str) -> Value:
         """``raw`` as this setting's type; ConfigError naming the variable, the value and what it must be."""
@@ -69,6 +75,25 @@ LOCK_WAIT_SECONDS = Setting(
     resource="tracedrop", field="lock_wait_seconds", env="TRACEDROP_LOCK_WAIT_SECONDS", type=float, default=300.0,
     minimum=0, read_by="the export's publish step, `consent apply`",
     doc="how long a publish waits for the day's lock before failing (a lease expires after an hour)",
+)
+EXPORT_MEMORY_MB = Setting(
+    resource="tracedrop", field="memory_limit_mb", env="TRACEDROP_EXPORT_MEMORY_MB", type=int, default=2048,
+    minimum=4, read_by="the export",
+    doc="the memory the export may hold at once (MB): the day is split into buckets decided one at a time so that "
+    "one bucket's working set stays within a quarter of it, and write buffers and validation batches are sized "
+    "from it (docs/export.md, \"Memory and shards\")",
+)
+EXPORT_WORKERS = Setting(
+    resource="tracedrop", field="workers", env="TRACEDROP_EXPORT_WORKERS", type=int, default=2, minimum=1,
+    read_by="the export",
+    doc="processes that validate a day's files (large files in byte ranges) and decide its shards at once; "
+    "one per core",
+)
+EXPORT_SHARDS = Setting(
+    resource="tracedrop", field="shards", env="TRACEDROP_EXPORT_SHARDS", type=int, default=1, minimum=1,
+    option="--shards",
+    read_by="the export (the CLI also takes `--shards`)",
+    doc="how many shards the day's decisions are split into, by a hash of the usage id; each runs in its own process",
 )
 RERUN_DAYS = Setting(
     resource="tracedrop", field="rerun_days", env="TRACEDROP_RERUN_DAYS", type=int, default=2, minimum=0,
@@ -113,6 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
     WEBHOOK_ATTEMPTS,
     WEBHOOK_BACKOFF_SECONDS,
     STATS_MIN_SUBJECTS,
+    EXPORT_MEMORY_MB,
+    EXPORT_WORKERS,
+    EXPORT_SHARDS,
     RERUN_DAYS,
     LATE_DATA_WINDOW_DAYS,
     REPLAY_SPEC,

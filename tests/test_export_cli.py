@@ -33,6 +33,13 @@ def test_export_publishes_the_day_and_prints_steps_and_checks(world, tmp_path) -
     assert (tmp_path / f"drops/partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}" / SUCCESS_NAME).exists()
 
 
+def test_export_in_two_shards_publishes_the_day(world, tmp_path) -> None:
+    result = CliRunner().invoke(app, [*world, "--shards", "2"])
+    assert result.exit_code == 0, result.output
+    assert "shards=2" in result.output
+    assert (tmp_path / f"drops/partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}" / SUCCESS_NAME).exists()
+
+
 def test_export_of_one_partner_publishes_only_that_partner(world, tmp_path) -> None:
     result = CliRunner().invoke(app, [*world, "--partner", "beta"])
     assert result.exit_code == 0, result.output
@@ -60,6 +67,8 @@ def test_export_exits_non_zero_when_a_check_fails(world, tmp_path, monkeypatch: 
         ("day without files", "no usage files for this day (the landing zone has 2026-11-03 to 2026-11-03)"),
         ("registry YAML error", "partners.yaml: not valid YAML"),
         ("no salts", "environment variable TRACEDROP_SALT_ACME is not set"),
+        ("no shards", "--shards must be at least 1, got 0"),
+        ("too little memory", "TRACEDROP_EXPORT_MEMORY_MB='1': must be at least 4 (default 2048)"),
     ],
 )
 def test_bad_input_is_one_line_per_problem_exit_2_and_nothing_written(
@@ -78,6 +87,10 @@ def test_bad_input_is_one_line_per_problem_exit_2_and_nothing_written(
         args[args.index("--date") + 1] = "2026-11-04"
     elif case == "registry YAML error":
         (tmp_path / "partners.yaml").write_text("partners: [\n  - id: acme\n")
+    elif case == "no shards":
+        args += ["--shards", "0"]
+    elif case == "too little memory":
+        monkeypatch.setenv("TRACEDROP_EXPORT_MEMORY_MB", "1")
     else:
         monkeypatch.delenv("TRACEDROP_SALT_ACME")
         monkeypatch.delenv("TRACEDROP_SALT_BETA")

@@ -17,9 +17,10 @@ import yaml
 
 from pipelines.checks import CHECK_NAMES
 from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
+from pipelines.export.day import load_decisions
 from pipelines.export.internal_area import RunArea
 from pipelines.export.pseudonyms import pseudonym
-from pipelines.objectstore import open_store, read_parquet
+from pipelines.objectstore import open_store
 from pipelines.resources import TracedropResource
 from pipelines.synth.generate import SynthConfig, generate
 from schemas.exclusions import EXCLUSIONS_IN_ORDER
@@ -90,7 +91,7 @@ def test_each_partner_receives_exactly_the_rows_the_ground_truth_expects(exporte
 @pytest.mark.parametrize("dt", DAYS)
 def test_every_exclusion_matches_the_ground_truth_reason(exported, dt: str) -> None:
     landing, _, truth, results = exported
-    decisions = read_parquet(landing, RunArea(dt, results[dt].run_id).decisions_key).to_pylist()
+    decisions = load_decisions(landing, RunArea(dt, results[dt].run_id)).to_dicts()
     decided = Counter((r["id"], r["reason"]) for r in decisions)
     expected = Counter((r["usage_id"], r["reason"]) for r in truth[dt])
     assert decided == expected
@@ -142,7 +143,7 @@ def test_the_scenario_plants_secrets_and_lookalikes_in_exported_bodies(exported)
 @pytest.mark.parametrize("dt", DAYS)
 def test_drops_carry_no_identity_of_the_landing_zone(exported, dt: str) -> None:
     landing, drops, truth, results = exported
-    usage = {r["id"]: r for r in read_parquet(landing, RunArea(dt, results[dt].run_id).decisions_key).to_pylist()}
+    usage = {r["id"]: r for r in load_decisions(landing, RunArea(dt, results[dt].run_id)).to_dicts()}
     rows = drop_rows(drops, dt)
     text = str(rows)
     exported_ids = [r["usage_id"] for r in truth[dt] if r["fate"] == "exported"]

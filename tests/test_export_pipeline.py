@@ -89,11 +89,12 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor() -> None:
         "partner_drops",
         "consent_applied",
         "delivery_log",
+        "drop_retention",
         "replay_results",
         "replay_report",
     }
     assert {key.name for key in repository.asset_graph.asset_check_keys} == {*CHECK_NAMES, "replay_gates"}
-    assert [s.name for s in repository.schedule_defs] == ["daily_export"]
+    assert {s.name for s in repository.schedule_defs} == {"daily_export", "daily_retention"}
     assert {s.name for s in repository.sensor_defs} == {"late_landing_files", "consent_opt_outs"}
 
 

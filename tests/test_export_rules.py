@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import polars as pl
 import pytest
 
 from pipelines.export import day
@@ -48,7 +47,7 @@ def decide(builder: LandingBuilder, tmp_path, beta_eval: bool = True) -> dict[st
     settings = ExportSettings(landing_url=str(tmp_path / "landing"), partners_path=str(registry))
     day.ingest(settings, DT, RUN)
     day.decide_day(settings, DT, RUN)
-    decisions = pl.read_parquet(tmp_path / "landing" / RunArea(DT, RUN).decisions_key)
+    decisions = day.load_decisions(store, RunArea(DT, RUN))
     return {row["id"]: (row["partner_id"], row["reason"]) for row in decisions.iter_rows(named=True)}
 
 

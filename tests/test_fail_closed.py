@@ -345,7 +345,7 @@ def decisions(world: World) -> dict[str, list[str | None]]:
     (area,) = {
         info.key.split("/run=")[1].split("/")[0] for info in world.store.list("_tracedrop/runs") if "run=" in info.key
     }
-    frame = pl.read_parquet(Path(world.landing) / RunArea(DT, area).decisions_key)
+    frame = day.load_decisions(world.store, RunArea(DT, area))
     found: dict[str, list[str | None]] = {}
     for row in frame.iter_rows(named=True):
         found.setdefault(row["id"], []).append(row["reason"])
@@ -391,7 +391,7 @@ def test_a_line_in_the_wrong_dt_partition_is_quarantined_never_exported(world: W
     world.write()
     assert world.export().exit_code == 0
     assert stray not in decisions(world)
-    quarantine = pl.read_parquet(next(Path(world.landing).rglob("quarantine/usage.parquet")))
+    quarantine = pl.read_parquet(list(Path(world.landing).rglob("quarantine/usage/bucket=*/*.parquet")))
     assert quarantine.get_column("reason").to_list() == ["wrong_partition"]
     assert not {pseudonym(b"acme-salt", stray)} & published_ids(world.drops)
 

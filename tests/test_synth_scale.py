@@ -18,7 +18,7 @@ from pipelines.export import day
 from pipelines.export.internal_area import RunArea
 from pipelines.export.settings import ExportSettings
 from pipelines.landing import landing_days, read_record_type, validate_landing
-from pipelines.objectstore import ObjectStore, open_store, read_parquet
+from pipelines.objectstore import ObjectStore, open_store
 from pipelines.synth.cli import synth_command
 from pipelines.synth.clock import day_start_us
 from pipelines.synth.generate import SynthConfig, generate
@@ -118,7 +118,7 @@ def test_the_export_decides_every_usage_row_as_the_ground_truth_says(zone, tmp_p
         settings = ExportSettings(landing_url=store.url, partners_path=str(partners))
         day.ingest(settings, DT, "scale")
         day.decide_day(settings, DT, "scale")
-    decisions = read_parquet(store, RunArea(DT, "scale").decisions_key).to_pylist()
+    decisions = day.load_decisions(store, RunArea(DT, "scale")).to_dicts()
     truth = jsonl(store, f"_synth/truth/dt={DT}")
     assert Counter((r["id"], r["reason"]) for r in decisions) == Counter((t["usage_id"], t["reason"]) for t in truth)
 

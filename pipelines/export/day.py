@@ -22,7 +22,6 @@ import polars as pl
 
 from pipelines.delivery.hooks import Published, after_publish, consent_republished
 from pipelines.delivery.notices import Reason
-from pipelines.export.blobs import BlobReader
 from pipelines.export.checks import (
     CheckOutcome,
     check_counts_reconcile,
@@ -35,27 +34,28 @@ from pipelines.export.checks import (
     staged_schemas,
 )
 from pipelines.export.consent import OptOuts, apply_consent, ledger_entries, load_opt_outs, write_ledger
-from pipelines.export.doubt import copy_status, names_in
 from pipelines.export.feedback import latest_rating_per_turn
 from pipelines.export.ingest import (
-    Ingested,
+    IngestedDays,
+    IngestPlan,
     files_fingerprint,
+    ingest_days,
     load_ingested,
-    load_quarantined_raw,
-    read_day,
-    save_ingested,
 )
-from pipelines.export.internal_area import RunArea, day_runs_prefix, session_index_key
+from pipelines.export.internal_area import RunArea, day_runs_prefix
 from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
 from pipelines.export.lock import day_lock
+from pipelines.export.parts import all_part_keys, bucket_count, delete_prefix, read_parts
 from pipelines.export.preflight import export_problems
 from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
 from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
 from pipelines.export.publish import Part, replace_partition, utc_now_text
 from pipelines.export.redactors import make_redactor, strict_scanner
 from pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
-from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, session_history
+from pipelines.export.rules import eval_owners
+from pipelines.export.session_index import cache_session_index, rule7_history, write_session_index
 from pipelines.export.settings import ExportSettings
+from pipelines.export.shards import run_shards
 from pipelines.export.snapshot import Snapshot, load_snapshot
 from pipelines.export.stage import PartnerKeys, StagedFile, StagedPartition, StageReport, stage_day
 from pipelines.landing import landing_days
@@ -63,9 +63,9 @@ from pipelines.objectstore import ObjectStore, open_store, read_parquet, sha256_
 from schemas.config_errors import ConfigError
 from schemas.drop import drop_partition_path
 from schemas.exclusions import Fate
-from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, PROMPTS_PREFIX, USAGE
+from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, USAGE
 from schemas.partners import Partner, PartnerRegistry, load_partner_registry
-from schemas.reader import batch_schema
+from schemas.reader import DEFAULT_BATCH_ROWS
 
 Metadata = dict[str, Any]
 Progress = Callable[[int], None]
@@ -97,20 +97,22 @@ def selected_partners(settings: ExportSettings, registry: PartnerRegistry) -> li
     return [p for p in registry.partners if p.eval_program]
 
 
-def eval_owners(registry: PartnerRegistry) -> dict[str, str]:
-    """experiment id → partner id for every experiment owned by an eval-program partner."""
-    return {e: p.id for p in registry.partners if p.eval_program for e in p.experiment_ids}
-
-
 class PreflightFailed(ValueError):
     """The export cannot start; the message has one line per problem."""
 
 
 # --- ingest -----------------------------------------------------------------------------------
 
+# Estimated bytes the rules hold per byte of a bucket's usage JSONL; buckets are sized so that this estimate
+# is a quarter of the memory limit. Measured, a bucket holds about twice that (a 24 MB day in one bucket
+# grew the process by 153 MB), so a bucket takes about half the limit: bench/scale.py peaks at 1.2 GB for a
+# 10M-row day with the default 2 GB.
+WORKING_SET_PER_LANDING_BYTE = 3.0
+
 
 def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
-    """Validate the day's usage, experiment_requests and feedback; keep quarantine; index sessions."""
+    """Stream the day's usage, experiment_requests and feedback into bucketed parts, quarantine beside
+    them, and index the day's sessions; memory stays within the settings' limit whatever the day's size."""
     started = time.monotonic()
     problems = export_problems(settings, dt)
     if problems:
@@ -118,130 +120,93 @@ def ingest(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
     store = open_store(settings.landing_url)
     area = RunArea(dt, run_id)
     _write_json(store, area.marker_key, {"run_id": run_id, "started_at": datetime.now(UTC).isoformat()})
-    days = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
-    parts: dict[str, Ingested] = {}
-    for record_type, window in days.items():
-        pieces = [read_day(store, record_type, day) for day in window]
-        merged = Ingested(
-            record_type.name,
-            pl.concat([p.rows for p in pieces]) if pieces else pl.from_arrow(batch_schema(record_type).empty_table()),
-            [q for p in pieces for q in p.quarantined if record_type is not FEEDBACK or f"/dt={dt}/" in q.file],
-            [n for p in pieces for n in p.notices],
-            sum(p.files for p in pieces),
-            sum(p.bytes for p in pieces),
-            "".join(p.fingerprint for p in pieces),
-        )
-        save_ingested(store, area, merged)
-        parts[record_type.name] = merged
+    for record_type in (USAGE, EXPERIMENT_REQUESTS, FEEDBACK):  # a retried step starts from nothing
+        delete_prefix(store, area.ingested_prefix(record_type.name))
+        delete_prefix(store, area.quarantine_prefix(record_type.name))
+    usage_bytes = files_fingerprint(store, USAGE, dt)[2]
+    buckets = bucket_count(usage_bytes, settings.memory_bytes, WORKING_SET_PER_LANDING_BYTE, settings.shards)
+    plan = ingest_plan(settings, buckets)
+    windows = {USAGE: [dt], EXPERIMENT_REQUESTS: [dt], FEEDBACK: feedback_days(dt, settings.feedback_window_days)}
+    parts: dict[str, IngestedDays] = {}
+    for record_type, window in windows.items():
+        quarantine_day = dt if record_type is FEEDBACK else None
+        parts[record_type.name] = ingest_days(store, area, record_type, window, plan, quarantine_day)
     usage, requests = parts[USAGE.name], parts[EXPERIMENT_REQUESTS.name]
     if usage.files == 0:
         raise FileNotFoundError(f"{store.url}/{USAGE.location}/dt={dt}: no usage files for this day")
-    _save_session_index(
-        store,
-        dt,
-        session_history(usage.rows, requests.rows),
-        _quarantined_sessions([q.raw for q in usage.quarantined]),
-        usage.fingerprint + requests.fingerprint,
-    )
+    write_session_index(store, area, usage.fingerprint + requests.fingerprint)
+    cache_session_index(store, area)
+    known_days = set(landing_days(store, USAGE))
+    lookback = [d for d in days_before(dt, settings.lookback_days) if d in known_days]
+    history, quarantined_sessions = rule7_history(store, area, lookback, plan)
+    write_parquet(store, area.rule7_history_key, history.to_arrow())
+    record = {
+        "buckets": buckets,
+        "shards": settings.shards,
+        "usage_rows": usage.rows,
+        "quarantined_sessions": quarantined_sessions,
+        **{f"{name}_quarantined": p.quarantined for name, p in parts.items()},
+    }
+    _write_json(store, area.ingest_record_key, record)
     return {
-        "usage_rows": usage.rows.height,
-        "usage_quarantined": len(usage.quarantined),
-        "experiment_requests_rows": requests.rows.height,
-        "experiment_requests_quarantined": len(requests.quarantined),
-        "feedback_events": parts[FEEDBACK.name].rows.height,
-        "feedback_quarantined": len(parts[FEEDBACK.name].quarantined),
+        "usage_rows": usage.rows,
+        "usage_quarantined": usage.quarantined,
+        "experiment_requests_rows": requests.rows,
+        "experiment_requests_quarantined": requests.quarantined,
+        "feedback_events": parts[FEEDBACK.name].rows,
+        "feedback_quarantined": parts[FEEDBACK.name].quarantined,
         "files": sum(p.files for p in parts.values()),
         "bytes": sum(p.bytes for p in parts.values()),
-        "first_quarantined": [str(q) for p in parts.values() for q in p.quarantined][:5],
+        "buckets": buckets,
+        "rule7_history_rows": history.height,
+        "first_quarantined": [q for p in parts.values() for q in p.first_quarantined][:5],
         "run_area": f"{store.url}/{area.prefix}",
         "duration_s": round(time.monotonic() - started, 3),
     }
 
 
-def _quarantined_sessions(raw_lines: list[bytes]) -> list[str]:
-    return sorted(set(names_in(raw_lines, "id").get_column("session_id").drop_nulls().to_list()))
+VALIDATING_BYTES_PER_ROW = 2048  # Python objects of a line while the reader validates a batch of them
 
 
-def _save_session_index(
-    store: ObjectStore, dt: str, index: pl.DataFrame, quarantined_sessions: list[str], fingerprint: str
-) -> None:
-    metadata = {
-        b"fingerprint": fingerprint.encode(),
-        b"quarantined_sessions": json.dumps(quarantined_sessions).encode(),
-    }
-    write_parquet(store, session_index_key(dt), index.to_arrow().replace_schema_metadata(metadata))
-
-
-def _session_index(store: ObjectStore, dt: str) -> tuple[pl.DataFrame, list[str]]:
-    """A day's session history and the sessions its quarantined usage lines name, rebuilt when stale."""
-    fingerprint = files_fingerprint(store, USAGE, dt)[0] + files_fingerprint(store, EXPERIMENT_REQUESTS, dt)[0]
-    key = session_index_key(dt)
-    if store.exists(key):
-        table = read_parquet(store, key)
-        metadata = table.schema.metadata or {}
-        if metadata.get(b"fingerprint", b"").decode() == fingerprint and b"quarantined_sessions" in metadata:
-            return pl.from_arrow(table), json.loads(metadata[b"quarantined_sessions"])  # type: ignore[return-value]
-    usage = read_day(store, USAGE, dt)
-    index = session_history(usage.rows, read_day(store, EXPERIMENT_REQUESTS, dt).rows)
-    quarantined = _quarantined_sessions([q.raw for q in usage.quarantined])
-    _save_session_index(store, dt, index, quarantined, fingerprint)
-    return index, quarantined
+def ingest_plan(settings: ExportSettings, buckets: int) -> IngestPlan:
+    """Each worker's write buffers hold a sixteenth of the memory limit (parts of a few MB to tens of MB),
+    and its reader's batch of validated lines about as much."""
+    share = settings.memory_bytes // 16 // settings.workers
+    batch_rows = min(DEFAULT_BATCH_ROWS, max(64, share // VALIDATING_BYTES_PER_ROW))
+    return IngestPlan(buckets, max(1024 * 1024, share), settings.workers, batch_rows=batch_rows)
 
 
 # --- decide -----------------------------------------------------------------------------------
 
 
 def decide_day(settings: ExportSettings, dt: str, run_id: str) -> Metadata:
-    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day."""
+    """Apply the seven export rules, and the doubt exclusions, to every ingested usage row of the day:
+    each shard decides its buckets, the shards in parallel processes (up to ``settings.workers``)."""
     started = time.monotonic()
     store = open_store(settings.landing_url)
-    area = RunArea(dt, run_id)
     registry = load_partner_registry(settings.partners_path)
     snapshot = load_snapshot(store)
-    opt_outs = load_opt_outs(store)
-    usage = load_ingested(store, area, USAGE.name)
-    requests = load_ingested(store, area, EXPERIMENT_REQUESTS.name)
-    known_days = set(landing_days(store, USAGE))
-    lookback = [_session_index(store, day) for day in days_before(dt, settings.lookback_days) if day in known_days]
-    history = pl.concat(
-        [index.select(HISTORY_COLUMNS) for index, _ in lookback]
-        + [session_history(usage, requests).select(HISTORY_COLUMNS)]
-    )
-    usage_quarantine = load_quarantined_raw(store, area, USAGE.name)
-    doubts = Doubts(
-        copies=copy_status(usage, names_in(usage_quarantine, "id").get_column("usage_id").drop_nulls().to_list()),
-        quarantined_request_usage_ids=names_in(load_quarantined_raw(store, area, EXPERIMENT_REQUESTS.name), "usage_id")
-        .get_column("usage_id")
-        .drop_nulls()
-        .to_list(),
-        quarantined_sessions=sorted(
-            {s for _, sessions in lookback for s in sessions} | set(_quarantined_sessions(usage_quarantine))
-        ),
-    )
-    prompts = BlobReader(store, PROMPTS_PREFIX)
-    decisions = decide(
-        usage,
-        requests,
-        snapshot.versions,
-        eval_owners(registry),
-        list(opt_outs.users),
-        list(opt_outs.machines),
-        history,
-        prompts.existing,
-        settings.lookback_days,
-        doubts,
-    )
-    write_parquet(store, area.decisions_key, decisions.to_arrow())
-    excluded = Counter(decisions.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
-    exported = Counter(decisions.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
+    shards = run_shards(settings, dt, run_id)
+    exported: Counter[str] = sum((Counter(f["exported"]) for f in shards), Counter())
+    excluded: Counter[str] = sum((Counter(f["excluded"]) for f in shards), Counter())
     return {
-        "rows_in": decisions.height,
+        "rows_in": sum(f["rows_in"] for f in shards),
         "exported": dict(sorted(exported.items())),
         "excluded": dict(sorted(excluded.items())),
+        "shards": len(shards),
+        "buckets": sum(f["buckets"] for f in shards),
         "registry_notices": registry_notices(registry, snapshot),
         "snapshot_notices": snapshot.notices,
         "duration_s": round(time.monotonic() - started, 3),
     }
+
+
+def load_decisions(store: ObjectStore, area: RunArea, where: pl.Expr | None = None) -> pl.DataFrame:
+    """The run's decisions (every usage row with its fate), or those matching ``where``."""
+    keys = all_part_keys(store, area.decisions_prefix)
+    if not keys:
+        raise RuntimeError(f"run {area.run_id} has no decisions for dt={area.dt}: run the decide step first")
+    return read_parts(store, keys, None, where=where)
 
 
 def registry_notices(registry: PartnerRegistry, snapshot: Snapshot) -> list[str]:
@@ -269,8 +234,6 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
     registry = load_partner_registry(settings.partners_path)
     partners = selected_partners(settings, registry)
     registry.check_distinct_salts()
-    decisions = pl.from_arrow(read_parquet(store, area.decisions_key))
-    assert isinstance(decisions, pl.DataFrame)
     keys: dict[str, PartnerKeys] = {}
     failed: dict[str, str] = {}
     for partner in partners:
@@ -280,8 +243,10 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
             failed[partner.id] = str(exc)
             continue
         keys[partner.id] = PartnerKeys(salt, make_redactor(salt))
-    exported = decisions.filter((pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(list(keys)))
-    ratings = latest_rating_per_turn(load_ingested(store, area, FEEDBACK.name))
+    exported = load_decisions(
+        store, area, (pl.col("fate") == Fate.EXPORTED.value) & pl.col("partner_id").is_in(list(keys))
+    )
+    ratings = latest_rating_per_turn(load_ingested(store, area, FEEDBACK))
     report = stage_day(
         store,
         exported,
@@ -295,7 +260,7 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
     )
     if not report.redactor_version:
         report.redactor_version = make_redactor(b"version-only").version
-    _write_json(store, area.accounts_key, _accounts(store, area, decisions, report, list(keys)))
+    _write_json(store, area.accounts_key, _accounts(store, area, exported, report, list(keys)))
     _write_json(store, area.staged_record_key, _staged_record(report, failed))
     return {
         "rows_out": report.rows,
@@ -314,25 +279,41 @@ def stage(settings: ExportSettings, dt: str, run_id: str, progress: Progress | N
 
 
 def _accounts(
-    store: ObjectStore, area: RunArea, decisions: pl.DataFrame, report: StageReport, staged: list[str]
+    store: ObjectStore, area: RunArea, exported: pl.DataFrame, report: StageReport, staged: list[str]
 ) -> dict:
-    final = decisions.with_columns(
-        pl.col("id").replace_strict(report.reclassified, default=None, return_dtype=pl.String).alias("_late_reason")
-    ).with_columns(
-        pl.coalesce("_late_reason", "reason").alias("reason"),
-        pl.when(pl.col("_late_reason").is_not_null())
-        .then(pl.lit(Fate.EXCLUDED.value))
-        .otherwise(pl.col("fate"))
-        .alias("fate"),
+    """Every usage line's final fate, counted part by part: the decisions, less the exported rows staging
+    reclassified (their prompt could not be read), plus the quarantined lines."""
+    counts = pl.concat(
+        [
+            read_parts(store, [key], None, columns=["fate", "reason", "partner_id"])
+            .group_by("fate", "reason", "partner_id")
+            .len()
+            for key in all_part_keys(store, area.decisions_prefix)
+        ]
     )
-    exported = Counter(final.filter(pl.col("fate") == Fate.EXPORTED.value).get_column("partner_id").to_list())
-    excluded = Counter(final.filter(pl.col("fate") == Fate.EXCLUDED.value).get_column("reason").to_list())
-    quarantined = len(load_quarantined_raw(store, area, USAGE.name))
+    exported_by: Counter[str] = Counter()
+    excluded: Counter[str] = Counter()
+    for fate, reason, partner, n in counts.iter_rows():
+        if fate == Fate.EXPORTED.value:
+            exported_by[partner] += n
+        else:
+            excluded[reason] += n
+    late = exported.filter(pl.col("id").is_in(list(report.reclassified)))
+    for usage_id, partner in late.select("id", "partner_id").iter_rows():
+        exported_by[partner] -= 1
+        excluded[report.reclassified[usage_id]] += 1
+    ingested = _read_json(store, area.ingest_record_key)
+    decided, quarantined = int(counts.get_column("len").sum()), ingested[f"{USAGE.name}_quarantined"]
+    if decided != ingested["usage_rows"]:  # a bucket's decisions are missing: nothing of the day is staged
+        raise RuntimeError(
+            f"run {area.run_id}: decisions cover {decided} of the {ingested['usage_rows']} usage rows ingested "
+            f"for dt={area.dt}; run the whole export_day job again"
+        )
     return {
         "dt": area.dt,
-        "usage_lines": decisions.height + quarantined,
+        "usage_lines": decided + quarantined,
         "quarantined": quarantined,
-        "exported": dict(sorted(exported.items())),
+        "exported": dict(sorted((p, n) for p, n in exported_by.items() if n)),
         "excluded": dict(sorted(excluded.items())),
         "staged_partners": sorted(staged),
         "reclassified": report.reclassified,
@@ -410,8 +391,9 @@ def run_checks(settings: ExportSettings, dt: str, run_id: str) -> list[CheckOutc
     lineage = pl.from_arrow(read_parquet(store, area.lineage_key))
     assert isinstance(lineage, pl.DataFrame)
     snapshot = load_snapshot(store)
-    usage = load_ingested(store, area, USAGE.name)
-    requests = load_ingested(store, area, EXPERIMENT_REQUESTS.name)
+    traced = lineage.get_column("usage_id").unique()
+    usage = load_ingested(store, area, USAGE, where=pl.col("id").is_in(traced.to_list()))
+    requests = load_ingested(store, area, EXPERIMENT_REQUESTS, where=pl.col("usage_id").is_in(traced.to_list()))
     production, foreign = check_rows_trace_to_own_preview_traffic(
         staged_rows,
         lineage.select("partner_id", "experiment_id", "request_id", "usage_id"),

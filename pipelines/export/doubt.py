@@ -47,17 +47,21 @@ def copy_status(usage: pl.DataFrame, quarantined_ids: Iterable[str]) -> pl.DataF
     """Per usage line (``_file``, ``_line``): whether its id is delivered with differing content, and
     whether it is an identical extra copy of a line read earlier (the first copy is judged normally).
 
-    A quarantined line that names the id counts as a differing copy.
+    A quarantined line that names the id counts as a differing copy. Only ids delivered more than once
+    are compared (content and order); every other line is its id's only copy.
     """
     content = [c for c in usage.columns if c not in (LINEAGE_FILE, LINEAGE_LINE)]
-    broken = set(quarantined_ids)
-    return (
-        usage.with_columns(pl.struct(content).alias("_content"))
+    broken = pl.col("id").is_in(list(set(quarantined_ids)))
+    repeated = usage.filter(pl.col("id").is_duplicated())
+    compared = (
+        repeated.with_columns(pl.struct(content).alias("_content"))
         .with_columns(
-            ((pl.col("_content").n_unique().over("id") > 1) | pl.col("id").is_in(list(broken))).alias(
-                "conflicting_copy"
-            ),
+            ((pl.col("_content").n_unique().over("id") > 1) | broken).alias("conflicting_copy"),
             (pl.int_range(pl.len()).over("id", order_by=[LINEAGE_FILE, LINEAGE_LINE]) > 0).alias("extra_copy"),
         )
         .select(LINEAGE_FILE, LINEAGE_LINE, "conflicting_copy", "extra_copy")
     )
+    single = usage.filter(~pl.col("id").is_duplicated()).select(
+        LINEAGE_FILE, LINEAGE_LINE, broken.alias("conflicting_copy"), pl.lit(False).alias("extra_copy")
+    )
+    return pl.concat([single, compared])

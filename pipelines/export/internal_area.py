@@ -32,15 +32,32 @@ class RunArea:
         """Written when the run starts: who and when (lets a later run tell superseded areas apart)."""
         return f"{self.prefix}/_run.json"
 
-    def ingested_key(self, record_type: str) -> str:
-        return f"{self.prefix}/ingested/{record_type}.parquet"
+    def ingested_prefix(self, record_type: str) -> str:
+        """The ingested rows of a record type, as bucketed Parquet parts (:mod:`pipelines.export.parts`)."""
+        return f"{self.prefix}/ingested/{record_type}"
 
-    def quarantine_key(self, record_type: str) -> str:
-        return f"{self.prefix}/quarantine/{record_type}.parquet"
+    def quarantine_prefix(self, record_type: str) -> str:
+        return f"{self.prefix}/quarantine/{record_type}"
 
     @property
-    def decisions_key(self) -> str:
-        return f"{self.prefix}/decisions.parquet"
+    def ingest_record_key(self) -> str:
+        """What ingest read and wrote: the bucket count, rows and quarantined lines per record type."""
+        return f"{self.prefix}/ingested/_ingest.json"
+
+    @property
+    def session_history_prefix(self) -> str:
+        """The day's session history as this run read it (rule 7; also copied to the day's index cache)."""
+        return f"{self.prefix}/session_history"
+
+    @property
+    def rule7_history_key(self) -> str:
+        """The session history rule 7 reads: only the day's candidate sessions, over the lookback and the day."""
+        return f"{self.prefix}/rule7_history.parquet"
+
+    @property
+    def decisions_prefix(self) -> str:
+        """Every usage row with its fate, one bucketed Parquet part per bucket."""
+        return f"{self.prefix}/decisions"
 
     @property
     def accounts_key(self) -> str:
@@ -72,8 +89,9 @@ def day_runs_prefix(dt: str) -> str:
     return f"{INTERNAL_ROOT}/runs/dt={dt}"
 
 
-def session_index_key(dt: str) -> str:
-    return f"{INTERNAL_ROOT}/session_index/dt={dt}/index.parquet"
+def session_index_prefix(dt: str) -> str:
+    """A day's session history (bucketed parts) and ``_index.json`` (fingerprint, quarantined sessions)."""
+    return f"{INTERNAL_ROOT}/session_index/dt={dt}"
 
 
 def day_record_key(dt: str) -> str:

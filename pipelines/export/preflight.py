@@ -88,7 +88,7 @@ def _landing_problems(settings: ExportSettings, dt: str) -> list[str]:
 
 def export_problems(settings: ExportSettings, dt: str) -> list[str]:
     """Every reason the export of ``dt`` cannot start, one line each (empty when it can)."""
-    problems = date_problems(dt)
+    problems = date_problems(dt) + settings.problems()
     partner_problems, _ = _partner_problems(settings)
     problems += partner_problems
     if not date_problems(dt):

@@ -15,6 +15,7 @@ import polars as pl
 
 from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
 from schemas.landing import PROMPT_SENTINELS
+from schemas.partners import PartnerRegistry
 from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 
 PromptAvailable = Callable[[list[str]], set[str]]
@@ -51,6 +52,11 @@ def _matched_requests(requests: pl.DataFrame) -> pl.DataFrame:
     return requests.group_by(["usage_id", "created_at"], maintain_order=True).agg(
         pl.len().alias("request_count"), *[pl.col(c).first() for c in REQUEST_COLUMNS]
     )
+
+
+def eval_owners(registry: PartnerRegistry) -> dict[str, str]:
+    """experiment id → partner id for every experiment owned by an eval-program partner."""
+    return {e: p.id for p in registry.partners if p.eval_program for e in p.experiment_ids}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ FROM_ENVIRONMENT = (
     declared.WEBHOOK_ATTEMPTS,
     declared.WEBHOOK_BACKOFF_SECONDS,
     declared.STATS_MIN_SUBJECTS,
+    declared.EXPORT_MEMORY_MB,
+    declared.EXPORT_WORKERS,
+    declared.EXPORT_SHARDS,
 )
 
 
@@ -42,6 +45,14 @@ class ExportSettings:
     webhook_attempts: int = int(declared.WEBHOOK_ATTEMPTS.default)  # type: ignore[arg-type]
     webhook_backoff_seconds: float = float(declared.WEBHOOK_BACKOFF_SECONDS.default)  # type: ignore[arg-type]
     stats_min_subjects: int = int(declared.STATS_MIN_SUBJECTS.default)  # type: ignore[arg-type]
+    memory_limit_mb: int = int(declared.EXPORT_MEMORY_MB.default)  # type: ignore[arg-type]
+    workers: int = int(declared.EXPORT_WORKERS.default)  # type: ignore[arg-type]
+    shards: int = int(declared.EXPORT_SHARDS.default)  # type: ignore[arg-type]
+
+    @property
+    def memory_bytes(self) -> int:
+        """The memory the export may hold at once (its buckets and write buffers are sized from it)."""
+        return self.memory_limit_mb * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> ExportSettings:
@@ -49,6 +60,14 @@ class ExportSettings:
         values: dict[str, object] = {s.field: declared.from_environment(s, environ) for s in FROM_ENVIRONMENT}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def problems(self) -> list[str]:
+        """Declared knobs set (by a resource field or an override) below their minimum, one line each."""
+        return [
+            f"{s.explicit_name} must be at least {s.minimum:g}, got {getattr(self, s.field)}"
+            for s in FROM_ENVIRONMENT
+            if s.minimum is not None and getattr(self, s.field) < s.minimum
+        ]
 
     @property
     def retry_policy(self) -> RetryPolicy:
