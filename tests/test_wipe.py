@@ -161,12 +161,27 @@ def test_wipe_keeps_rows_and_counts_and_removes_every_body(tmp_path, s3_bucket: 
     assert again.exit_code == 0 and "0 landing line(s) rewritten in 0 file(s), 0 partition(s)" in again.output
     assert len(receiver.accepted) == 2
 
-    # a re-export of the day reads the rewritten landing zone: no body ever comes back (rule 6 of the contract
-    # still excludes `__deleted__` rows there, so the re-export drops them: see docs/retention.md)
+    # a re-export of the day reads the rewritten landing zone: the wiped rows stay (the wipe recorded their
+    # ids, so rule 6 lets their `__deleted__` prompt pass) and no body ever comes back
     day.run_all(settings, DT)
-    bodies = drop_rows(drops, ACME_PARTITION)
-    assert set(bodies.get_column("request_body").to_list()) <= {PROMPT_DELETED}
-    assert bodies.get_column("response_body").null_count() == bodies.height
+    again_rows = drop_rows(drops, ACME_PARTITION)
+    assert again_rows.select(KEPT).equals(before_rows.select(KEPT))
+    assert again_rows.get_column("request_body").to_list() == [PROMPT_DELETED] * 6
+    assert again_rows.get_column("response_body").null_count() == 6
+
+
+def test_a_gateway_deleted_prompt_is_still_excluded_when_no_wipe_names_its_row(tmp_path) -> None:
+    """Only the rows a wipe recorded keep exporting: a `__deleted__` reference the gateway wrote stays rule 6."""
+    landing_url, drops_url = str(tmp_path / "landing"), str(tmp_path / "drops")
+    landing, drops = open_store(landing_url), open_store(drops_url)
+    registry = tmp_path / "partners.yaml"
+    registry.write_text(partners_yaml(drops_url))
+    builder = LandingBuilder.with_default_experiments()
+    builder.request(NOON, user="u-1", session="ses_1", turn="t-1")
+    builder.request(NOON + timedelta(minutes=1), user="u-2", session="ses_2", turn="t-2", prompt_hash=PROMPT_DELETED)
+    builder.write(landing)
+    day.run_all(ExportSettings(landing_url=landing_url, partners_path=str(registry)), DT)
+    assert drop_rows(drops, ACME_PARTITION).get_column("request_body").str.starts_with("{").to_list() == [True]
 
 
 def test_lines_are_rewritten_byte_stable_in_any_spelling_and_gzip(store: ObjectStore, tmp_path) -> None:

@@ -38,6 +38,7 @@ from pipelines.export.publications import PublicationRecord, all_records, begin,
 from pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
 from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import load_snapshot
+from pipelines.export.wiped import save_wiped_ids
 from pipelines.landing import landing_files
 from pipelines.objectstore import ObjectStore, open_store, read_parquet
 from schemas.config_errors import ConfigError
@@ -258,6 +259,8 @@ def apply_wipe(
     """Rewrite the landing files first (no later export can bring a body back), then re-publish the drops."""
     run_id = run_id or f"wipe-{uuid4()}"
     report = WipeReport()
+    if plan.edits:
+        save_wiped_ids(store, run_id, plan.usage_ids)
     for edit in plan.edits:
         store.put(edit.key, edit.data)
     store.delete(plan.staged)

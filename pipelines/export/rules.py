@@ -14,7 +14,7 @@ from datetime import timedelta
 import polars as pl
 
 from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
-from schemas.landing import PROMPT_SENTINELS
+from schemas.landing import PROMPT_DELETED, PROMPT_SENTINELS
 from schemas.partners import PartnerRegistry
 from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 
@@ -83,13 +83,15 @@ def decide(
     prompt_available: PromptAvailable,
     lookback_days: int = DEFAULT_SESSION_LOOKBACK_DAYS,
     doubts: Doubts | None = None,
+    wiped_usage_ids: Iterable[str] = (),
 ) -> pl.DataFrame:
     """Apply the rules in order; return the usage rows joined with what the rules resolved.
 
     ``versions`` is the snapshot's version → variant → experiment table; ``eval_owners`` maps each
     experiment owned by an ``eval_program`` partner to that partner; ``history`` holds the session
     history (:func:`session_history`) of the lookback window including this day; ``doubts`` adds the
-    fail-closed reasons (a usage line delivered twice, quarantined lines naming the row's evidence).
+    fail-closed reasons (a usage line delivered twice, quarantined lines naming the row's evidence);
+    ``wiped_usage_ids`` are rows `tracedrop wipe` took the bodies of: their ``__deleted__`` prompt passes rule 6.
     """
     doubts = doubts or Doubts()
     if doubts.copies is not None:
@@ -139,7 +141,10 @@ def decide(
     real = [h for h in hashes if h not in PROMPT_SENTINELS]
     available = prompt_available(real) if real else set()
     contaminated = _contaminated_usage_ids(candidates, history, versions, lookback_days)
-    prompt_ok = pl.col("request_body_sha256").is_in(list(available))
+    wiped = (pl.col("request_body_sha256") == PROMPT_DELETED) & pl.col("id").str.to_lowercase().is_in(
+        list(wiped_usage_ids)
+    )
+    prompt_ok = pl.col("request_body_sha256").is_in(list(available)) | wiped
     clean_session = ~pl.col("id").is_in(contaminated)
     reason = (
         pl.when(pl.col("conflicting_copy").fill_null(True))

@@ -27,6 +27,7 @@ from pipelines.export.parts import CODEC, delete_prefix, part_key
 from pipelines.export.rules import Doubts, decide, eval_owners
 from pipelines.export.settings import ExportSettings
 from pipelines.export.snapshot import load_snapshot
+from pipelines.export.wiped import wiped_usage_ids
 from pipelines.objectstore import open_store, read_parquet, write_parquet
 from schemas.exclusions import Fate
 from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, USAGE
@@ -60,6 +61,7 @@ def decide_shard(settings: ExportSettings, dt: str, run_id: str, shards: int, sh
     broken_ids = names_in(load_quarantined_raw(store, area, USAGE.name), "id").get_column("usage_id").drop_nulls()
     doubted = names_in(load_quarantined_raw(store, area, EXPERIMENT_REQUESTS.name), "usage_id")
     prompts = BlobReader(store, PROMPTS_PREFIX)
+    wiped = wiped_usage_ids(store)
     usage_keys = ingested_keys(store, area, USAGE.name)
     requests_keys = ingested_keys(store, area, EXPERIMENT_REQUESTS.name)
     buckets = [b for b in range(record["buckets"]) if b % shards == shard]
@@ -84,6 +86,7 @@ def decide_shard(settings: ExportSettings, dt: str, run_id: str, shards: int, sh
             prompts.existing,
             settings.lookback_days,
             doubts,
+            wiped,
         )
         write_parquet(store, part_key(area.decisions_prefix, bucket, 0), decisions.to_arrow(), compression=CODEC)
         rows_in += decisions.height

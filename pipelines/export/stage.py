@@ -34,7 +34,7 @@ from pipelines.objectstore import ObjectStore, write_parquet
 from schemas.bucketing import MACHINE_ID_MAX_CHARS
 from schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, PART_TEMPLATE, TARGET_FILE_BYTES
 from schemas.exclusions import Exclusion
-from schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX, RESPONSES_PREFIX
+from schemas.landing import BLOB_CAP_BYTES, PROMPT_DELETED, PROMPTS_PREFIX, RESPONSES_PREFIX
 
 DEFAULT_BATCH_ROWS = 1024  # the first batch; later ones are sized by the bytes their blobs take
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
@@ -171,9 +171,14 @@ class FetchedBatch:
 
 
 def _fetch(rows: pl.DataFrame, prompts: BlobReader, responses: BlobReader) -> FetchedBatch:
+    """The batch's blobs; a wiped prompt (``__deleted__``, only ever exported for a wiped row) is its own text."""
+    digests = rows.get_column("request_body_sha256").to_list()
+    prompt_texts = prompts.fetch([d for d in digests if d != PROMPT_DELETED])
+    if PROMPT_DELETED in digests:
+        prompt_texts.texts[PROMPT_DELETED] = PROMPT_DELETED
     return FetchedBatch(
         rows,
-        prompts.fetch(rows.get_column("request_body_sha256").to_list()),
+        prompt_texts,
         responses.fetch(rows.get_column("response_body_sha256").drop_nulls().to_list()),
     )
 
