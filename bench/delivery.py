@@ -2,7 +2,7 @@
 
 Side by side in one run:
 
-- stats: ``pipelines.delivery.stats.experiment_stats`` (polars) over N synthetic drop rows (20
+- stats: ``tracedrop.pipelines.delivery.stats.experiment_stats`` (polars) over N synthetic drop rows (20
   checkpoints, ~5k subjects, multi-request turns with ratings), against the same figures computed by a
   plain Python loop over row dicts (group, distinct sets, ``statistics.quantiles``-free linear
   percentiles via numpy) — both must agree on every checkpoint's requests, turns and subjects;
@@ -31,9 +31,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.delivery.notices import Notice, RetryPolicy, Sender, signed_headers
-from pipelines.delivery.stats import experiment_stats
 from tests.webhook_receiver import webhook_receiver
+from tracedrop.pipelines.delivery.notices import Notice, RetryPolicy, Sender, signed_headers
+from tracedrop.pipelines.delivery.stats import experiment_stats
 
 SECRET = b"bench-secret"
 T = TypeVar("T")

@@ -50,8 +50,8 @@ def landing_bytes(root: Path) -> int:
 
 def synthesise(out: Path, gb: float) -> int:
     """A one-day landing zone of about ``gb`` GB; returns its landing bytes."""
-    from pipelines.objectstore import open_store
-    from pipelines.synth.generate import SynthConfig, generate
+    from tracedrop.pipelines.synth.generate import SynthConfig, generate
+    from tracedrop.storage.objectstore import open_store
 
     probe = out.parent / f"{out.name}-probe"
     probe_requests = 20_000
@@ -66,8 +66,8 @@ def synthesise(out: Path, gb: float) -> int:
 
 
 def run_tracedrop(landing: Path, partners: Path, drops: Path) -> None:
-    from pipelines.export import day
-    from pipelines.export.settings import ExportSettings
+    from tracedrop.pipelines.export import day
+    from tracedrop.pipelines.export.settings import ExportSettings
 
     settings = ExportSettings(landing_url=str(landing), partners_path=str(partners))
     steps, outcomes = day.run_all(settings, DT)
@@ -95,7 +95,7 @@ def run_baseline(landing: Path, partners: Path, drops: Path) -> None:
     import pandas as pd
     import yaml
 
-    from pipelines.redaction import load_default_rules
+    from tracedrop.pipelines.redaction import load_default_rules
 
     registry = yaml.safe_load(partners.read_text())["partners"]
     owners = {e: p for p in registry if p["eval_program"] for e in p["experiments"]}

@@ -29,11 +29,11 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.delivery.blob_gc import REFERENCE_DIRS, sweep
-from pipelines.delivery.wipe import plan_wipe
-from pipelines.objectstore import LocalStore, ObjectStore
-from schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, BETA_V1, LandingBuilder
+from tracedrop.pipelines.delivery.blob_gc import REFERENCE_DIRS, sweep
+from tracedrop.pipelines.delivery.wipe import plan_wipe
+from tracedrop.schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
+from tracedrop.storage.objectstore import LocalStore, ObjectStore
 
 T = TypeVar("T")
 

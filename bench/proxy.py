@@ -99,7 +99,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def python_server(call: str) -> list[str]:
-    return [sys.executable, "-c", f"import sys; from replay.proxy.cli import *; sys.exit({call})"]
+    return [sys.executable, "-c", f"import sys; from tracedrop.replay.proxy.cli import *; sys.exit({call})"]
 
 
 def ensure_litellm() -> Path | str:

@@ -28,9 +28,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the corpus and its leak definition live with the tests
 
-from pipelines.redaction import Redactor  # noqa: E402
-from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  # noqa: E402
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load, parses_as_json  # noqa: E402
+from tracedrop.pipelines.redaction import Redactor  # noqa: E402
+from tracedrop.pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG  # noqa: E402
 
 # Shapes in which the labelled secrets appear verbatim (no encoding), so removed text can be measured.
 VERBATIM_SHAPES = frozenset({"raw", "log", "diff", "doc", "repeated"})

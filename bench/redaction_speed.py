@@ -26,8 +26,8 @@ from detect_secrets.settings import default_settings
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.redaction import Redactor, load_default_rules
-from pipelines.redaction.synthetic import request_bodies
+from tracedrop.pipelines.redaction import Redactor, load_default_rules
+from tracedrop.pipelines.redaction.synthetic import request_bodies
 
 
 def _mb(texts: list[str]) -> float:

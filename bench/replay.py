@@ -3,7 +3,7 @@
 Against the project's stub upstream (its own process, fixed latency, default 100 ms), at several
 concurrencies, side by side in one run:
 
-- the tracedrop runner (``replay.runner.Runner``: pacing, retries, result records, Parquet flushes);
+- the tracedrop runner (``tracedrop.replay.runner.Runner``: pacing, retries, result records, Parquet flushes);
 - a plain asyncio + aiohttp loop (the floor: send, read, nothing else);
 - inspect-ai (``generate()`` over the same prompts, ``max_connections`` = concurrency), from its own
   venv ``var/bench-venvs/inspect`` (created here if missing; never the project's environment).
@@ -41,9 +41,9 @@ from proxy import HOST, cpu_seconds, free_port, process  # bench/proxy.py: the s
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replay.plan import Endpoint  # noqa: E402
-from replay.runner import Call, Runner, RunnerSettings  # noqa: E402
-from replay.store import ResultsWriter  # noqa: E402
+from tracedrop.replay.plan import Endpoint  # noqa: E402
+from tracedrop.replay.runner import Call, Runner, RunnerSettings  # noqa: E402
+from tracedrop.replay.store import ResultsWriter  # noqa: E402
 
 INSPECT_VENV = ROOT / "var" / "bench-venvs" / "inspect"
 INSPECT_SPEC = "inspect-ai"
@@ -201,7 +201,7 @@ def main() -> int:
     inspect = "skipped (--skip-inspect)" if args.skip_inspect else ensure_inspect()
     port = free_port()
     base_url = f"http://{HOST}:{port}/v1"
-    stub = [sys.executable, "-c", f"import sys; from replay.proxy.cli import *; "
+    stub = [sys.executable, "-c", f"import sys; from tracedrop.replay.proxy.cli import *; "
             f"sys.exit(stub_command(port={port}, latency_ms={args.latency_ms}))"]  # fmt: skip
     print(f"{len(cores)} CPUs: stub on {sorted(stub_cores)}, load generators on {sorted(load_cores)}; "
           f"stub latency {args.latency_ms:g} ms; {args.per_slot} requests per slot")  # fmt: skip

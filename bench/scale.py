@@ -40,8 +40,8 @@ MADE_AT = ("created_at", "generated_at")  # when a manifest or stats file was wr
 
 def synthesise(out: Path, rows: int, preview_share: float, history_days: int, seed: int) -> dict[str, float]:
     """Write the day and its history; seconds taken and the day's usage rows."""
-    from pipelines.objectstore import open_store
-    from pipelines.synth.generate import SynthConfig, generate
+    from tracedrop.pipelines.synth.generate import SynthConfig, generate
+    from tracedrop.storage.objectstore import open_store
 
     config = SynthConfig(
         days=1, requests_per_day=rows, seed=seed, start=DAY, preview_share=preview_share, history_days=history_days
@@ -68,8 +68,8 @@ def run_steps(landing: str, partners: str, full: bool, shards: int = 1) -> None:
     """In the child: run the export steps one by one and print each one's figures as JSON."""
     from uuid import uuid4
 
-    from pipelines.export import day
-    from pipelines.export.settings import ExportSettings
+    from tracedrop.pipelines.export import day
+    from tracedrop.pipelines.export.settings import ExportSettings
 
     settings = ExportSettings(landing_url=landing, partners_path=partners, shards=shards)
     dt, run_id = DAY.isoformat(), uuid4().hex

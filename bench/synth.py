@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.objectstore import open_store
-from pipelines.synth.generate import SynthConfig, generate
+from tracedrop.pipelines.synth.generate import SynthConfig, generate
+from tracedrop.storage.objectstore import open_store
 
 CALIBRATION_REQUESTS = 3000
 BENCH_DAYS = 4

@@ -1,4 +1,4 @@
-"""The export's assets, one per step, daily-partitioned on ``dt``; each is a thin call into pipelines.export.
+"""The export's assets, one per step, daily-partitioned on ``dt``; each is a thin call into tracedrop.pipelines.export.
 
 Per-partner drops are outputs *inside* each daily asset rather than a partner partition dimension:
 one run reads the day's landing data once and fans out to every partner, the partner list comes
@@ -9,9 +9,9 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.export import day
-from pipelines.partitions import daily_partitions
-from pipelines.resources import TracedropResource
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.partitions import daily_partitions
+from tracedrop.pipelines.resources import TracedropResource
 
 GROUP = "export"
 

@@ -4,10 +4,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from pipelines.assets import staged_drops
-from pipelines.export import day
-from pipelines.export.checks import CHECK_DESCRIPTIONS
-from pipelines.resources import TracedropResource
+from tracedrop.pipelines.assets import staged_drops
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.checks import CHECK_DESCRIPTIONS
+from tracedrop.pipelines.resources import TracedropResource
 
 CHECK_NAMES = tuple(check.value for check in CHECK_DESCRIPTIONS)
 

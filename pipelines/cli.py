@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from schemas.settings import LANDING_URL, PARTNERS
+from tracedrop.schemas.settings import LANDING_URL, PARTNERS
 
 app = typer.Typer(
     name="tracedrop",
@@ -55,7 +55,7 @@ def synth(
     ] = 0,
 ) -> None:
     """Write a realistic synthetic landing zone that exercises every export rule."""
-    from pipelines.synth.cli import synth_command
+    from tracedrop.pipelines.synth.cli import synth_command
 
     raise typer.Exit(
         synth_command(
@@ -76,7 +76,7 @@ def validate(
     landing: Annotated[str, typer.Option(help="Landing-zone URL to check.")] = DEFAULT_LANDING,
 ) -> None:
     """Validate every landing-zone file and report rows and quarantined lines per table and day."""
-    from pipelines.validate_cli import validate_command
+    from tracedrop.pipelines.validate_cli import validate_command
 
     raise typer.Exit(validate_command(landing))
 
@@ -92,7 +92,7 @@ def export(
     ] = None,
 ) -> None:
     """Run the export job (the same one the Dagster UI runs) for one day."""
-    from pipelines.export_cli import export_command
+    from tracedrop.pipelines.export_cli import export_command
 
     raise typer.Exit(export_command(landing=landing, partners=partners, dt=date, partner=partner, shards=shards))
 
@@ -105,7 +105,7 @@ def proxy(
     landing: Annotated[str, typer.Option(help="Landing-zone URL for telemetry.")] = DEFAULT_LANDING,
 ) -> None:
     """Serve the OpenAI-compatible proxy with gateway-exact experiment routing."""
-    from replay.proxy.cli import proxy_command
+    from tracedrop.replay.proxy.cli import proxy_command
 
     raise typer.Exit(proxy_command(config=config, host=host, port=port, landing=landing))
 
@@ -117,7 +117,7 @@ def stub(
     latency_ms: Annotated[float, typer.Option(min=0, help="Milliseconds to wait before each answer.")] = 0.0,
 ) -> None:
     """Serve a stub OpenAI-compatible upstream (deterministic answers, any API key) for the proxy's demo config."""
-    from replay.proxy.cli import stub_command
+    from tracedrop.replay.proxy.cli import stub_command
 
     raise typer.Exit(stub_command(host=host, port=port, latency_ms=latency_ms))
 
@@ -127,7 +127,7 @@ def redact(
     path: Annotated[str, typer.Argument(help="A text file to redact, or - for standard input.")],
 ) -> None:
     """Show what the redactor does to a text, with a summary of matches by type."""
-    from pipelines.redaction.cli import redact_command
+    from tracedrop.pipelines.redaction.cli import redact_command
 
     raise typer.Exit(redact_command(path))
 
@@ -177,8 +177,8 @@ def replay_run(
     ] = None,
 ) -> None:
     """Replay exported prompts against each candidate; re-running resumes."""
-    from replay.run_cli import replay_run_command
-    from replay.run_options import RunOptions
+    from tracedrop.replay.run_cli import replay_run_command
+    from tracedrop.replay.run_options import RunOptions
 
     options = RunOptions(
         drops=drops,
@@ -225,7 +225,7 @@ def replay_report(
     judge_max_pairs: Annotated[int | None, typer.Option(help="Judge at most N rows per candidate.")] = None,
 ) -> None:
     """Write the comparison report (tables, plots, confidence intervals)."""
-    from replay.report_cli import ReportOptions, replay_report_command
+    from tracedrop.replay.report_cli import ReportOptions, replay_report_command
 
     options = ReportOptions(
         results=results,
@@ -248,7 +248,7 @@ def consent_apply(
     partners: Annotated[str, typer.Option(help="Partner registry YAML (validated).")] = DEFAULT_PARTNERS,
 ) -> None:
     """Re-publish now every published partition holding a withdrawn subject's rows; exit 0 when none remains."""
-    from pipelines.consent_cli import consent_apply_command
+    from tracedrop.pipelines.consent_cli import consent_apply_command
 
     raise typer.Exit(consent_apply_command(landing=landing, partners=partners))
 
@@ -259,7 +259,7 @@ def consent_ledger(
     value: Annotated[str | None, typer.Option(help="Only this user or machine id.")] = None,
 ) -> None:
     """When each withdrawn subject's rows left each partition (and how many)."""
-    from pipelines.consent_cli import consent_ledger_command
+    from tracedrop.pipelines.consent_cli import consent_ledger_command
 
     raise typer.Exit(consent_ledger_command(landing=landing, value=value))
 
@@ -272,7 +272,7 @@ def delivery_resend(
     ] = DEFAULT_PARTNERS,
 ) -> None:
     """Re-send every dead-lettered notice (same body, same idempotency key); exit 0 when none is left."""
-    from pipelines.delivery_cli import delivery_resend_command
+    from tracedrop.pipelines.delivery_cli import delivery_resend_command
 
     raise typer.Exit(delivery_resend_command(landing=landing, partners=partners))
 
@@ -283,7 +283,7 @@ def delivery_log(
     partner: Annotated[str | None, typer.Option(help="Only this partner's notices.")] = None,
 ) -> None:
     """Every attempt to deliver a notice: when, which partition, why, HTTP status, outcome."""
-    from pipelines.delivery_cli import delivery_log_command
+    from tracedrop.pipelines.delivery_cli import delivery_log_command
 
     raise typer.Exit(delivery_log_command(landing=landing, partner=partner))
 
@@ -297,7 +297,7 @@ def delivery_retention(
     apply: Annotated[bool, typer.Option("--apply", help="Delete them (default: only list what would go).")] = False,
 ) -> None:
     """Partitions older than their partner's retention_days: listed, or deleted with --apply (and logged)."""
-    from pipelines.delivery_cli import delivery_retention_command
+    from tracedrop.pipelines.delivery_cli import delivery_retention_command
 
     raise typer.Exit(delivery_retention_command(landing=landing, partners=partners, apply=apply))
 
@@ -312,7 +312,7 @@ def wipe(
     apply: Annotated[bool, typer.Option("--apply", help="Wipe (default: only show what would change).")] = False,
 ) -> None:
     """Wipe an experiment's bodies: landing references set to __deleted__, its drops re-published without them."""
-    from pipelines.wipe_cli import wipe_command
+    from tracedrop.pipelines.wipe_cli import wipe_command
 
     raise typer.Exit(wipe_command(experiment=experiment, landing=landing, partners=partners, apply=apply))
 
@@ -328,7 +328,7 @@ def gc(
     apply: Annotated[bool, typer.Option("--apply", help="Delete the orphans (default: only list them).")] = False,
 ) -> None:
     """Landing blobs no usage or experiment_requests line refers to: listed, or deleted with --apply."""
-    from pipelines.gc_cli import gc_command
+    from tracedrop.pipelines.gc_cli import gc_command
 
     raise typer.Exit(gc_command(landing=landing, grace_minutes=grace_minutes, apply=apply))
 
@@ -338,7 +338,7 @@ def demo(
     workdir: Annotated[str, typer.Option(help="Where the demo writes everything.")] = "var/demo",
 ) -> None:
     """The whole loop on embedded defaults, no network."""
-    from pipelines.demo import demo_command
+    from tracedrop.pipelines.demo import demo_command
 
     raise typer.Exit(demo_command(workdir))
 

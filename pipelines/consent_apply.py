@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.delivery.hooks import after_publish, consent_republished
-from pipelines.export.consent import apply_consent, load_opt_outs
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import open_store
-from schemas.partners import load_partner_registry
+from tracedrop.pipelines.delivery.hooks import after_publish, consent_republished
+from tracedrop.pipelines.export.consent import apply_consent, load_opt_outs
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import open_store
 
 
 def apply_from_settings(settings: ExportSettings, run_id: str | None = None) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from pipelines.assets import as_metadata
-from pipelines.consent_apply import apply_from_settings
-from pipelines.resources import TracedropResource
+from tracedrop.pipelines.assets import as_metadata
+from tracedrop.pipelines.consent_apply import apply_from_settings
+from tracedrop.pipelines.resources import TracedropResource
 
 CONSENT_GROUP = "consent"
 

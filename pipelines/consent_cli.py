@@ -5,12 +5,12 @@ from __future__ import annotations
 import polars as pl
 from rich.console import Console
 
-from pipelines.consent_apply import apply_from_settings
-from pipelines.export.consent import ConsentFileError, read_ledger
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import ObjectStoreError, open_store
-from schemas.config_errors import ConfigError
-from schemas.partners import load_partner_registry
+from tracedrop.pipelines.consent_apply import apply_from_settings
+from tracedrop.pipelines.export.consent import ConsentFileError, read_ledger
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 
 def _landing_exists(landing: str) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.assets import EXPORT_ASSETS
-from pipelines.checks import staged_drop_checks
-from pipelines.consent_assets import consent_applied, consent_job
-from pipelines.delivery_assets import daily_retention, delivery_log, drop_retention, retention_job
-from pipelines.jobs import export_job
-from pipelines.replay_assets import REPLAY_ASSETS, REPLAY_CHECKS, ReplayResource, replay_job
-from pipelines.resources import TracedropResource
-from pipelines.schedules import daily_export
-from pipelines.sensors import consent_opt_outs, late_landing_files
+from tracedrop.pipelines.assets import EXPORT_ASSETS
+from tracedrop.pipelines.checks import staged_drop_checks
+from tracedrop.pipelines.consent_assets import consent_applied, consent_job
+from tracedrop.pipelines.delivery_assets import daily_retention, delivery_log, drop_retention, retention_job
+from tracedrop.pipelines.jobs import export_job
+from tracedrop.pipelines.replay_assets import REPLAY_ASSETS, REPLAY_CHECKS, ReplayResource, replay_job
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.pipelines.schedules import daily_export
+from tracedrop.pipelines.sensors import consent_opt_outs, late_landing_files
 
 EXPORT_CHECKS = [staged_drop_checks]
 

@@ -3,14 +3,14 @@
 import dagster as dg
 import polars as pl
 
-from pipelines.assets import as_metadata
-from pipelines.delivery.dead_letters import load_dead_letters
-from pipelines.delivery.delivery_log import DEAD_LETTER, read_log
-from pipelines.delivery.notices import DELIVERED
-from pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
-from pipelines.objectstore import open_store
-from pipelines.resources import TracedropResource
-from schemas.partners import load_partner_registry
+from tracedrop.pipelines.assets import as_metadata
+from tracedrop.pipelines.delivery.dead_letters import load_dead_letters
+from tracedrop.pipelines.delivery.delivery_log import DEAD_LETTER, read_log
+from tracedrop.pipelines.delivery.notices import DELIVERED
+from tracedrop.pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import open_store
 
 DELIVERY_GROUP = "delivery"
 SHOWN_ROWS = 200

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.consent_cli import _landing_exists
-from pipelines.delivery.delivery_log import read_log
-from pipelines.delivery.notices import DELIVERED, Sender
-from pipelines.delivery.notify import resend_dead_letters
-from pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import ObjectStoreError, open_store
-from schemas.config_errors import ConfigError
-from schemas.partners import load_partner_registry
+from tracedrop.pipelines.consent_cli import _landing_exists
+from tracedrop.pipelines.delivery.delivery_log import read_log
+from tracedrop.pipelines.delivery.notices import DELIVERED, Sender
+from tracedrop.pipelines.delivery.notify import resend_dead_letters
+from tracedrop.pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 LOG_FIELDS = ("at", "partner_id", "experiment_id", "dt", "reason", "attempt", "status_code", "outcome", "via", "error")
 

@@ -12,14 +12,14 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.export_cli import render_summary, run_export_job
-from pipelines.landing import landing_days
-from pipelines.objectstore import open_store
-from pipelines.synth.cli import synth_command
-from replay.demo_replay import headline_table, run_demo_replay
-from replay.proxy.demo_traffic import play_demo_traffic
-from schemas.landing import USAGE
-from schemas.partners import PartnerRegistry, load_partner_registry
+from tracedrop.pipelines.export_cli import render_summary, run_export_job
+from tracedrop.pipelines.landing import landing_days
+from tracedrop.pipelines.synth.cli import synth_command
+from tracedrop.replay.demo_replay import headline_table, run_demo_replay
+from tracedrop.replay.proxy.demo_traffic import play_demo_traffic
+from tracedrop.schemas.landing import USAGE
+from tracedrop.schemas.partners import PartnerRegistry, load_partner_registry
+from tracedrop.storage.objectstore import open_store
 
 DEMO_REGISTRY = Path(__file__).parent / "synth" / "partners.yaml"
 DEMO_DAYS = 3

@@ -9,13 +9,13 @@ from dagster_shared.error import SerializableErrorInfo
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.assets import EXPORT_ASSETS, partner_drops
-from pipelines.export.preflight import export_problems
-from pipelines.export.settings import ExportSettings
-from pipelines.instance import dagster_instance
-from pipelines.jobs import export_job
-from pipelines.resources import TracedropResource
-from schemas.config_errors import ConfigError
+from tracedrop.pipelines.assets import EXPORT_ASSETS, partner_drops
+from tracedrop.pipelines.export.preflight import export_problems
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.instance import dagster_instance
+from tracedrop.pipelines.jobs import export_job
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas.config_errors import ConfigError
 
 STEP_ORDER = tuple(asset.key.to_user_string() for asset in EXPORT_ASSETS)
 
@@ -24,7 +24,7 @@ def run_export_job(
     landing: str, partners: str, dt: str, partner: str | None = None, shards: int | None = None
 ) -> dg.ExecuteInProcessResult:
     """Execute the same job the UI runs, for partition ``dt``, on a persistent or temporary instance."""
-    from pipelines.definitions import defs
+    from tracedrop.pipelines.definitions import defs
 
     job = defs.resolve_job_def(export_job.name)
     resource = TracedropResource(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.consent_cli import _landing_exists
-from pipelines.delivery.blob_gc import describe, sweep
-from pipelines.objectstore import ObjectStoreError, open_store
-from schemas.config_errors import ConfigError
+from tracedrop.pipelines.consent_cli import _landing_exists
+from tracedrop.pipelines.delivery.blob_gc import describe, sweep
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 
 def gc_command(landing: str, grace_minutes: float, apply: bool) -> int:

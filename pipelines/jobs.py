@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.assets import GROUP
+from tracedrop.pipelines.assets import GROUP
 
 export_job = dg.define_asset_job(
     "export_day",

@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pipelines.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
-from schemas.landing import RECORD_TYPES, RecordType, partition_dir
-from schemas.reader import DEFAULT_BATCH_ROWS, QuarantineRecord, ReadBatch, read_lines
+from tracedrop.schemas.landing import RECORD_TYPES, RecordType, partition_dir
+from tracedrop.schemas.reader import DEFAULT_BATCH_ROWS, QuarantineRecord, ReadBatch, read_lines
+from tracedrop.storage.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
 
 DATA_FILE_RE = re.compile(r"\.jsonl(\.gz)?$")
 DT_RE = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")

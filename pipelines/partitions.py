@@ -7,6 +7,6 @@ sensor re-exports a day whose files change after it was published.
 
 import dagster as dg
 
-from pipelines.export.settings import FIRST_DAY
+from tracedrop.pipelines.export.settings import FIRST_DAY
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, timezone="UTC", end_offset=1)

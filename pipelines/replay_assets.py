@@ -1,6 +1,6 @@
 """The ``replay`` asset group: replay a partner drop against candidates and report, configured by a spec file.
 
-Thin wrappers: the runner (``replay.run_cli``) and the report (``replay.report_cli``) do the
+Thin wrappers: the runner (``tracedrop.replay.run_cli``) and the report (``tracedrop.replay.report_cli``) do the
 work; these assets read the spec, call them and show the report's headline figures as typed metadata with
 a link to the HTML.
 """
@@ -13,15 +13,15 @@ from typing import Any
 
 import dagster as dg
 
-from pipelines.resources import setting_field
-from replay.report import SUMMARY_JSON
-from replay.report.gate import parse_gate, violations
-from replay.report_cli import InputError, ReportOutcome, produce_report
-from replay.run_cli import replay_run_command
-from replay.spec import ReplaySpec, load_replay_spec
-from replay.store import load_results
-from schemas.config_errors import ConfigError
-from schemas.settings import REPLAY_SPEC, resolve
+from tracedrop.pipelines.resources import setting_field
+from tracedrop.replay.report import SUMMARY_JSON
+from tracedrop.replay.report.gate import parse_gate, violations
+from tracedrop.replay.report_cli import InputError, ReportOutcome, produce_report
+from tracedrop.replay.run_cli import replay_run_command
+from tracedrop.replay.spec import ReplaySpec, load_replay_spec
+from tracedrop.replay.store import load_results
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.settings import REPLAY_SPEC, resolve
 
 GROUP = "replay"
 HEADLINE_LEVELS = ("error_rate", "similarity", "exact_match", "tool_values", "latency_ms_p50", "missing")

@@ -12,8 +12,8 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pipelines.export.settings import FROM_ENVIRONMENT, ExportSettings
-from schemas import settings as declared
+from tracedrop.pipelines.export.settings import FROM_ENVIRONMENT, ExportSettings
+from tracedrop.schemas import settings as declared
 
 
 def setting_field(setting: declared.Setting) -> Any:

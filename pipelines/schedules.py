@@ -5,10 +5,10 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from pipelines.export.landing_state import days_before
-from pipelines.jobs import export_job
-from pipelines.resources import TracedropResource
-from schemas.settings import RERUN_DAYS
+from tracedrop.pipelines.export.landing_state import days_before
+from tracedrop.pipelines.jobs import export_job
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas.settings import RERUN_DAYS
 
 
 def days_to_run(scheduled_date: str, rerun_days: int) -> list[str]:

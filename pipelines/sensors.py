@@ -9,14 +9,14 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from pipelines.consent_assets import consent_job
-from pipelines.export.consent import ConsentFileError, load_opt_outs, owed
-from pipelines.export.resync import days_due
-from pipelines.jobs import export_job
-from pipelines.objectstore import open_store
-from pipelines.resources import TracedropResource
-from schemas.partners import load_partner_registry
-from schemas.settings import LATE_DATA_WINDOW_DAYS
+from tracedrop.pipelines.consent_assets import consent_job
+from tracedrop.pipelines.export.consent import ConsentFileError, load_opt_outs, owed
+from tracedrop.pipelines.export.resync import days_due
+from tracedrop.pipelines.jobs import export_job
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.schemas.settings import LATE_DATA_WINDOW_DAYS
+from tracedrop.storage.objectstore import open_store
 
 MAX_RESYNC_ATTEMPTS = 5
 RESYNC_TAG = "tracedrop/resync"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.landing import LandingReport, validate_landing
-from pipelines.objectstore import open_store
+from tracedrop.pipelines.landing import LandingReport, validate_landing
+from tracedrop.storage.objectstore import open_store
 
 SHOWN_QUARANTINE_RECORDS = 10
 

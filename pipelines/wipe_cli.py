@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.consent_cli import _landing_exists
-from pipelines.delivery.wipe import WipeError, WipePlan, apply_wipe, plan_wipe
-from pipelines.export.settings import ExportSettings
-from pipelines.export.snapshot import SnapshotMissing
-from pipelines.objectstore import ObjectStoreError, open_store
-from schemas.config_errors import ConfigError
-from schemas.partners import load_partner_registry
+from tracedrop.pipelines.consent_cli import _landing_exists
+from tracedrop.pipelines.delivery.wipe import WipeError, WipePlan, apply_wipe, plan_wipe
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.export.snapshot import SnapshotMissing
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 
 def _show(plan: WipePlan) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
-from replay.completion import parse_completion
+from tracedrop.replay.completion import parse_completion
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 

@@ -1,7 +1,7 @@
 """What a chat completion said: text, tool calls, finish reason, tokens and fingerprint.
 
 One parser for every response the replay sees: a JSON completion, or the text of a server-sent
-event stream (assembled with the proxy's own :func:`replay.proxy.records.assemble_stream`).
+event stream (assembled with the proxy's own :func:`tracedrop.replay.proxy.records.assemble_stream`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from replay.proxy.records import assemble_stream
+from tracedrop.replay.proxy.records import assemble_stream
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from replay.completion import completion_fields, parse_completion
+from tracedrop.replay.completion import completion_fields, parse_completion
 
 CLOSE, TERSE = "demo-close", "demo-terse"
 THINK_MS = {CLOSE: 60.0, TERSE: 30.0}

@@ -1,5 +1,5 @@
 """The demo's last step: replay a sample of the demo drops through the bundled proxy against two stub
-candidates (``demo-close`` and ``demo-terse``, see :mod:`replay.demo_candidates`) and write the report."""
+candidates (``demo-close`` and ``demo-terse``, see :mod:`tracedrop.replay.demo_candidates`) and write the report."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import polars as pl
 import yaml
 from rich.table import Table
 
-from replay.demo_candidates import CLOSE, TERSE, DemoCandidates
-from replay.proxy.app import create_app
-from replay.proxy.server import ServerThread
-from replay.report.svg import fmt
-from replay.report_cli import ReportOptions, ReportOutcome, produce_report
-from replay.run_cli import replay_run_command
-from replay.run_options import RunOptions
+from tracedrop.replay.demo_candidates import CLOSE, TERSE, DemoCandidates
+from tracedrop.replay.proxy.app import create_app
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.report.svg import fmt
+from tracedrop.replay.report_cli import ReportOptions, ReportOutcome, produce_report
+from tracedrop.replay.run_cli import replay_run_command
+from tracedrop.replay.run_options import RunOptions
 
 DEMO_PARTNER = "acme"
 DEMO_SAMPLE = 120

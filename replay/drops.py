@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from pipelines.objectstore import ObjectStore, read_parquet
-from schemas.drop import SUCCESS_NAME
+from tracedrop.schemas.drop import SUCCESS_NAME
+from tracedrop.storage.objectstore import ObjectStore, read_parquet
 
 PARTITION = re.compile(
     r"(?:^|/)partner=(?P<partner>[^/]+)/experiment=(?P<experiment>[^/]+)/dt=(?P<dt>\d{4}-\d{2}-\d{2})/(?P<name>[^/]+)$"

@@ -7,7 +7,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from replay.runner import RunTally
+from tracedrop.replay.runner import RunTally
 
 
 class LiveProgress:

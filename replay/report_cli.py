@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pipelines.objectstore import ObjectStoreError
-from replay.compare.judge import JudgeSettings, run_judge
-from replay.compare.metrics import call_metrics
-from replay.compare.summary import summarize
-from replay.report import ReportFiles, write_report
-from replay.report.gate import Gate, parse_gate, violations
-from replay.store import RUN_FILE, load_results
+from tracedrop.replay.compare.judge import JudgeSettings, run_judge
+from tracedrop.replay.compare.metrics import call_metrics
+from tracedrop.replay.compare.summary import summarize
+from tracedrop.replay.report import ReportFiles, write_report
+from tracedrop.replay.report.gate import Gate, parse_gate, violations
+from tracedrop.replay.store import RUN_FILE, load_results
+from tracedrop.storage.objectstore import ObjectStoreError
 
 PROG = "tracedrop replay report"
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipelines.objectstore import LocalStore, ObjectNotFound, ObjectStore, ObjectStoreError, open_store
+from tracedrop.storage.objectstore import LocalStore, ObjectNotFound, ObjectStore, ObjectStoreError, open_store
 
 LOCK_FILE = ".lock"
 LEASE_SECONDS = 60.0

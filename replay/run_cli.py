@@ -13,14 +13,13 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.objectstore import ObjectStoreError, open_store
-from replay.completion import completion_fields, parse_completion
-from replay.drops import DropFilter, read_rows, scan_partitions
-from replay.plan import ORIGINAL, Arm, PlanSettings, arm_endpoint, arm_model, build_plan, sha256_text
-from replay.progress import LiveProgress
-from replay.proxy.records import REQUEST_KIND
-from replay.results_lock import Lease, ResultsLocked, exclusive
-from replay.run_options import (
+from tracedrop.replay.completion import completion_fields, parse_completion
+from tracedrop.replay.drops import DropFilter, read_rows, scan_partitions
+from tracedrop.replay.plan import ORIGINAL, Arm, PlanSettings, arm_endpoint, arm_model, build_plan, sha256_text
+from tracedrop.replay.progress import LiveProgress
+from tracedrop.replay.proxy.records import REQUEST_KIND
+from tracedrop.replay.results_lock import Lease, ResultsLocked, exclusive
+from tracedrop.replay.run_options import (
     InputError,
     Price,
     RunOptions,
@@ -33,9 +32,10 @@ from replay.run_options import (
     load_price_table,
     parse_candidates,
 )
-from replay.runner import Call, Runner, RunnerSettings
-from replay.selection import replayable, sample_rows
-from replay.store import PLAN_FILE, ResultsWriter, load_results, saved_keys, write_run
+from tracedrop.replay.runner import Call, Runner, RunnerSettings
+from tracedrop.replay.selection import replayable, sample_rows
+from tracedrop.replay.store import PLAN_FILE, ResultsWriter, load_results, saved_keys, write_run
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 PROG = "tracedrop replay run"
 

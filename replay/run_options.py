@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import yaml
 
-from replay.plan import AA, RESERVED_ARMS, Arm, Endpoint
-from schemas.settings import secret
+from tracedrop.replay.plan import AA, RESERVED_ARMS, Arm, Endpoint
+from tracedrop.schemas.settings import secret
 
 ENV_SUFFIX = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)$")
 

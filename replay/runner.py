@@ -22,12 +22,12 @@ from typing import Any
 
 import aiohttp
 
-from replay.client import Attempt, attempt
-from replay.completion import completion_fields
-from replay.plan import Endpoint, request_bytes
-from replay.ratelimit import EndpointLimiter, backoff_delay, retry_after
-from replay.store import ResultsWriter
-from schemas.settings import secret
+from tracedrop.replay.client import Attempt, attempt
+from tracedrop.replay.completion import completion_fields
+from tracedrop.replay.plan import Endpoint, request_bytes
+from tracedrop.replay.ratelimit import EndpointLimiter, backoff_delay, retry_after
+from tracedrop.replay.store import ResultsWriter
+from tracedrop.schemas.settings import secret
 
 READ_BUFFER_BYTES = 1 << 20  # an event-stream line may be long (a whole tool call's arguments)
 
@@ -44,7 +44,7 @@ class Call:
     config_hash: str
     endpoint: Endpoint
     model: str
-    request_body: str  # the drop's; the bytes sent are rebuilt from it (see replay.plan.request_bytes)
+    request_body: str  # the drop's; the bytes sent are rebuilt from it (see tracedrop.replay.plan.request_bytes)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import hashlib
 
 import polars as pl
 
-from replay.plan import SKIP_REASONS, unreplayable
+from tracedrop.replay.plan import SKIP_REASONS, unreplayable
 
 CLUSTER = "_cluster"
 REASON = "_skip_reason"

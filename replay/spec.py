@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model, field_validator
 
-from replay.report_cli import ReportOptions
-from replay.run_options import RunOptions
-from schemas.config_errors import Versioned, load_yaml_model
+from tracedrop.replay.report_cli import ReportOptions
+from tracedrop.replay.run_options import RunOptions
+from tracedrop.schemas.config_errors import Versioned, load_yaml_model
 
 STRICT = ConfigDict(extra="forbid")
 REPLAY_SPEC_SCHEMA_VERSION = 1

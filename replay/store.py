@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.objectstore import ObjectStore, open_store
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 SCHEMA_VERSION = 1
 RUN_FILE = "run.json"
@@ -120,7 +120,7 @@ def load_results(out: str | Path) -> ReplayResults:
 class ResultsWriter:
     """Buffers outcomes and appends them as new Parquet files: results and errors apart.
 
-    ``guard`` (e.g. the run's :meth:`replay.results_lock.Lease.check`) is called before every write and
+    ``guard`` (e.g. the run's :meth:`tracedrop.replay.results_lock.Lease.check`) is called before every write and
     raises when the run may no longer write there.
     """
 

@@ -1,6 +1,6 @@
 """Tables in docs/*.md generated from the code, between markers, so the docs and the code cannot drift.
 
-Each generator module (``schemas.drop_doc``, ``schemas.settings_doc``) describes its table with a
+Each generator module (``tracedrop.schemas.drop_doc``, ``tracedrop.schemas.settings_doc``) describes its table with a
 :class:`GeneratedTable`; ``python -m <module>`` rewrites it, ``--check`` only reports (exit 1) whether it
 is out of date, and tests/test_docs.py runs the same comparison.
 """

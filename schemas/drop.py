@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-from schemas.fields import TIMESTAMP_TYPE
+from tracedrop.schemas.fields import TIMESTAMP_TYPE
 
 DROP_SCHEMA_VERSION = 1
 
@@ -14,7 +14,7 @@ class DropColumn(NamedTuple):
     """One column of the drop: its Arrow type, whether it may be null, and what it means to a partner.
 
     ``description`` is written into the Parquet field metadata (so it travels with every file) and into
-    the column table of docs/drop.md (``python -m schemas.drop_doc`` regenerates it; a test compares).
+    the column table of docs/drop.md (``python -m tracedrop.schemas.drop_doc`` regenerates it; a test compares).
     """
 
     name: str

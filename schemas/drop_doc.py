@@ -1,6 +1,6 @@
 """The column table of docs/drop.md, generated from DROP_COLUMNS so the docs and the files cannot drift.
 
-``python -m schemas.drop_doc`` rewrites the table between the markers in docs/drop.md
+``python -m tracedrop.schemas.drop_doc`` rewrites the table between the markers in docs/drop.md
 (see schemas/doc_tables.py).
 """
 
@@ -11,8 +11,8 @@ import sys
 
 import pyarrow.parquet as pq
 
-from schemas.doc_tables import GeneratedTable
-from schemas.drop import DROP_COLUMNS, DROP_SCHEMA
+from tracedrop.schemas.doc_tables import GeneratedTable
+from tracedrop.schemas.drop import DROP_COLUMNS, DROP_SCHEMA
 
 
 def parquet_types() -> dict[str, str]:
@@ -52,7 +52,7 @@ def column_table() -> str:
     return "\n".join(lines)
 
 
-TABLE = GeneratedTable("drop.md", "columns", "schemas.drop_doc", "schemas/drop.py", column_table)
+TABLE = GeneratedTable("drop.md", "columns", "tracedrop.schemas.drop_doc", "schemas/drop.py", column_table)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A :class:`Field` names a column, where it sits in a JSON line (``path``), its kind and whether it
 may be null.  :func:`arrow_schema` turns a tuple of fields into a ``pyarrow.Schema``; the landing
-reader (:mod:`schemas.reader`) uses the same tuple to validate and convert each line, so a column
+reader (:mod:`tracedrop.schemas.reader`) uses the same tuple to validate and convert each line, so a column
 is spelled exactly once.
 """
 

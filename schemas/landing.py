@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from schemas.fields import Field, Kind, arrow_schema
+from tracedrop.schemas.fields import Field, Kind, arrow_schema
 
 LANDING_SCHEMA_VERSION = 1
 

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.config_errors import ConfigError, Versioned, load_yaml_model
-from schemas.settings import secret
+from tracedrop.schemas.config_errors import ConfigError, Versioned, load_yaml_model
+from tracedrop.schemas.settings import secret
 
 PARTNER_REGISTRY_SCHEMA_VERSION = 1
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.config_errors import Versioned, load_yaml_model
-from schemas.partners import ENV_NAME_PATTERN
+from tracedrop.schemas.config_errors import Versioned, load_yaml_model
+from tracedrop.schemas.partners import ENV_NAME_PATTERN
 
 PROXY_CONFIG_SCHEMA_VERSION = 1
 

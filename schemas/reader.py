@@ -17,8 +17,8 @@ from typing import Any, BinaryIO
 import orjson
 import pyarrow as pa
 
-from schemas.fields import FieldError
-from schemas.landing import RecordType, is_secret_field_name
+from tracedrop.schemas.fields import FieldError
+from tracedrop.schemas.landing import RecordType, is_secret_field_name
 
 LINEAGE_FILE = "_file"
 LINEAGE_LINE = "_line"

@@ -2,7 +2,7 @@
 
 The Dagster resources (``pipelines/resources.py``, ``pipelines/replay_assets.py``) take their fields from
 here, the CLI builds the same resources, docs/configuration.md's table is generated from ``SETTINGS``
-(``python -m schemas.settings_doc``), and :func:`from_environment` is the one place that reads these
+(``python -m tracedrop.schemas.settings_doc``), and :func:`from_environment` is the one place that reads these
 variables, when a run, tick, sensor evaluation or command starts (never at import). Secrets are not
 settings: the registry and the proxy config name the variable of each, read with :func:`secret`.
 """
@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS
+from tracedrop.schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS
 
 Value = str | int | float | None
 
@@ -40,7 +40,9 @@ class Setting:
 
     def parse(self, raw: str, name: str) -> Value:
         """``raw`` as this setting's type; ConfigError naming the variable, the value and what it must be."""
-        from schemas.config_errors import ConfigError  # here: the CLI reads defaults from this module at start-up
+        from tracedrop.schemas.config_errors import (
+            ConfigError,  # here: the CLI reads defaults from this module at start-up
+        )
 
         text = raw.strip()
         if self.type is str:

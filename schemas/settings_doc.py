@@ -1,14 +1,14 @@
-"""The settings table of docs/configuration.md, generated from ``schemas.settings.SETTINGS``.
+"""The settings table of docs/configuration.md, generated from ``tracedrop.schemas.settings.SETTINGS``.
 
-``python -m schemas.settings_doc`` rewrites it (see schemas/doc_tables.py); a test compares.
+``python -m tracedrop.schemas.settings_doc`` rewrites it (see schemas/doc_tables.py); a test compares.
 """
 
 from __future__ import annotations
 
 import sys
 
-from schemas.doc_tables import GeneratedTable
-from schemas.settings import SETTINGS, Setting
+from tracedrop.schemas.doc_tables import GeneratedTable
+from tracedrop.schemas.settings import SETTINGS, Setting
 
 
 def _cell(setting: Setting) -> list[str]:
@@ -25,7 +25,7 @@ def settings_table() -> str:
 
 
 TABLE = GeneratedTable(
-    "configuration.md", "settings", "schemas.settings_doc", "schemas/settings.py", settings_table
+    "configuration.md", "settings", "tracedrop.schemas.settings_doc", "schemas/settings.py", settings_table
 )
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.export import day
-from pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.settings import ExportSettings
 
 MB = 1024 * 1024
 

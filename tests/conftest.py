@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from pipelines.objectstore import ObjectStore, make_s3_client, open_store
+from tracedrop.storage.objectstore import ObjectStore, make_s3_client, open_store
 
 # CI explores a fixed set of examples so a green main stays green; runs elsewhere draw new ones each
 # time and keep searching (a failure found that way becomes an explicit @example).

@@ -8,9 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pipelines.landing_writer import blob, jsonl, line
-from pipelines.objectstore import ObjectStore
-from schemas.landing import (
+from tracedrop.schemas.landing import (
     EXPERIMENT_PROVIDER,
     EXPERIMENT_REQUESTS,
     FEEDBACK,
@@ -24,6 +22,8 @@ from schemas.landing import (
     USAGE,
     partition_dir,
 )
+from tracedrop.storage.landing_writer import blob, jsonl, line
+from tracedrop.storage.objectstore import ObjectStore
 
 ACME_EXPERIMENT = "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c"
 ACME_CONTROL = "11111111-1111-4111-8111-111111111111"

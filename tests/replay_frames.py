@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from replay.store import ReplayResults, ResultsWriter, write_run
+from tracedrop.replay.store import ReplayResults, ResultsWriter, write_run
 
 ROW_DEFAULTS: dict[str, Any] = {
     "session_id": None,

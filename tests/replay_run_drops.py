@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from pipelines.objectstore import open_store, write_parquet
-from replay.proxy.stub_upstream import reply_for
-from schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, SUCCESS_NAME, drop_partition_path
+from tracedrop.replay.proxy.stub_upstream import reply_for
+from tracedrop.schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, SUCCESS_NAME, drop_partition_path
+from tracedrop.storage.objectstore import open_store, write_parquet
 
 PARTNER = "acme"
 EXPERIMENT = "exp-1"

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from replay.proxy.stub_upstream import last_user_text, reply_for
+from tracedrop.replay.proxy.stub_upstream import last_user_text, reply_for
 
 
 class CountingStub:

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from pipelines.consent_assets import consent_applied
-from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
-from pipelines.objectstore import open_store
-from pipelines.resources import TracedropResource
-from pipelines.schedules import daily_export
-from pipelines.sensors import consent_opt_outs, late_landing_files
 from tests.landing_builder import ACME_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.consent_assets import consent_applied
+from tracedrop.pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.pipelines.schedules import daily_export
+from tracedrop.pipelines.sensors import consent_opt_outs, late_landing_files
+from tracedrop.storage.objectstore import open_store
 
 
 def test_the_daily_schedule_exports_yesterday_and_reruns_the_days_before(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,12 +11,12 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.delivery.blob_gc import LISTED, RECHECKED, REFERENCED, gc_log_prefix, sweep
-from pipelines.delivery.jsonl_log import read_jsonl
-from pipelines.objectstore import ObjectStore, open_store
-from schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
 from tests.landing_builder import NOON, LandingBuilder, chat_body
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.delivery.blob_gc import LISTED, RECHECKED, REFERENCED, gc_log_prefix, sweep
+from tracedrop.pipelines.delivery.jsonl_log import read_jsonl
+from tracedrop.schemas.landing import PROMPTS_PREFIX, RESPONSES_PREFIX
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 
 def later(seconds: float = 600.0):

@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 
-from pipelines.export.body_parts import redact_bodies
-from pipelines.redaction import Redactor
-from pipelines.redaction.synthetic import request_bodies
+from tracedrop.pipelines.export.body_parts import redact_bodies
+from tracedrop.pipelines.redaction import Redactor
+from tracedrop.pipelines.redaction.synthetic import request_bodies
 
 REDACTOR = Redactor(key=b"body-parts-test")
 

@@ -1,7 +1,7 @@
 """Allocation agrees bit for bit with CONTRACT.md §5: fixed vectors and an independent re-implementation.
 
 The expected values below were computed from the specification text alone (hashlib + struct),
-not by calling :mod:`schemas.bucketing`.
+not by calling :mod:`tracedrop.schemas.bucketing`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.bucketing import allocation_seed, allocation_subject, bucket, choose_variant, version_in_force
+from tracedrop.schemas.bucketing import allocation_seed, allocation_subject, bucket, choose_variant, version_in_force
 
 EXPERIMENT = "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c"
 

@@ -11,17 +11,17 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import open_store
-from pipelines.replay_assets import ReplayResource
-from pipelines.resources import TracedropResource
-from pipelines.schedules import daily_export
-from pipelines.sensors import late_landing_files
-from schemas import settings_doc
-from schemas.config_errors import ConfigError
-from schemas.settings import (
+from tests.landing_builder import ACME_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.replay_assets import ReplayResource
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.pipelines.schedules import daily_export
+from tracedrop.pipelines.sensors import late_landing_files
+from tracedrop.schemas import settings_doc
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.settings import (
     LOCK_WAIT_SECONDS,
     RERUN_DAYS,
     S3_ENDPOINT_URL,
@@ -29,7 +29,7 @@ from schemas.settings import (
     STATS_MIN_SUBJECTS,
     from_environment,
 )
-from tests.landing_builder import ACME_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.storage.objectstore import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 RESOURCES = {"tracedrop": TracedropResource, "replay": ReplayResource}
@@ -128,6 +128,6 @@ def test_the_export_cli_refuses_a_bad_setting_in_one_line_and_writes_nothing(tmp
 
 def test_docs_configuration_lists_exactly_the_declared_settings() -> None:
     text = settings_doc.TABLE.path.read_text(encoding="utf-8")
-    assert settings_doc.TABLE.render(text) == text, "stale settings table: run python -m schemas.settings_doc"
+    assert settings_doc.TABLE.render(text) == text, "stale settings table: run python -m tracedrop.schemas.settings_doc"
     for setting in SETTINGS:
         assert f"| `{setting.env}` |" in text

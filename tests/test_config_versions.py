@@ -9,12 +9,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from replay.spec import load_replay_spec
-from schemas.config_errors import ConfigError
-from schemas.partners import load_partner_registry
-from schemas.proxy_config import load_proxy_config
 from tests.landing_builder import DT, partners_yaml
+from tracedrop.pipelines.cli import app
+from tracedrop.replay.spec import load_replay_spec
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.schemas.proxy_config import load_proxy_config
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = {"run": {"drops": "var/drops", "candidates": ["a"], "proxy": "http://127.0.0.1:1/v1", "out": "var/r"}}

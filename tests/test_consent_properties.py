@@ -15,13 +15,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.export import day
-from pipelines.export.consent import apply_consent, load_opt_outs
-from pipelines.export.pseudonyms import pseudonym
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import LocalStore
-from schemas.drop import MANIFEST_NAME
 from tests.landing_builder import ACME_V1, BETA_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.consent import apply_consent, load_opt_outs
+from tracedrop.pipelines.export.pseudonyms import pseudonym
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.drop import MANIFEST_NAME
+from tracedrop.storage.objectstore import LocalStore
 
 USERS = [f"user-{n}" for n in range(1, 5)]
 SALTS = {"TRACEDROP_SALT_ACME": "acme-salt", "TRACEDROP_SALT_BETA": "beta-salt"}
@@ -59,7 +59,7 @@ class Scenario:
         with ExitStack() as stack:
             if failure == "stage":
                 disk_full = OSError("disk full")
-                stack.enter_context(mock.patch("pipelines.export.day.stage_day", side_effect=disk_full))
+                stack.enter_context(mock.patch("tracedrop.pipelines.export.day.stage_day", side_effect=disk_full))
             elif failure == "publish":
                 original = LocalStore.put
 

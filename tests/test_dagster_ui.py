@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines.checks import CHECK_NAMES
-from pipelines.definitions import defs
 from tests.landing_builder import DT
 from tests.screenshots import png_pixels, screenshot
+from tracedrop.pipelines.checks import CHECK_NAMES
+from tracedrop.pipelines.definitions import defs
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """
@@ -39,8 +39,8 @@ def free_port() -> int:
 
 def failed_preflight_run(home: Path) -> str:
     """A run of the export job, in the instance at ``home``, that its preflight stops (no landing zone, no salts)."""
-    from pipelines.instance import dagster_instance
-    from pipelines.resources import TracedropResource
+    from tracedrop.pipelines.instance import dagster_instance
+    from tracedrop.pipelines.resources import TracedropResource
 
     resource = TracedropResource(landing_url=str(home / "no-landing"), partners_path="pipelines/synth/partners.yaml")
     with dagster_instance() as instance:  # DAGSTER_HOME is ``home``

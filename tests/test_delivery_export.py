@@ -12,20 +12,20 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.consent_apply import apply_from_settings
-from pipelines.delivery.dead_letters import load_dead_letters
-from pipelines.delivery.notices import Reason, build_notice
-from pipelines.delivery_assets import delivery_log
-from pipelines.export import day
-from pipelines.export.internal_area import last_notice_key
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import open_store, sha256_hex
-from pipelines.resources import TracedropResource
-from replay.drops import DropFilter, scan_partitions
-from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, ACME_V2, BETA_V1, DT, NOON, LandingBuilder, partners_yaml
 from tests.webhook_receiver import Receiver, webhook_receiver
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.consent_apply import apply_from_settings
+from tracedrop.pipelines.delivery.dead_letters import load_dead_letters
+from tracedrop.pipelines.delivery.notices import Reason, build_notice
+from tracedrop.pipelines.delivery_assets import delivery_log
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.internal_area import last_notice_key
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.replay.drops import DropFilter, scan_partitions
+from tracedrop.schemas.drop import MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.storage.objectstore import open_store, sha256_hex
 
 SECRET = "whsec-acme-export-test"
 ACME_PARTITION = f"partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}"

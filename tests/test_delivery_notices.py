@@ -15,18 +15,18 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.delivery.dead_letters import load_dead_letters
-from pipelines.delivery.delivery_log import read_log
-from pipelines.delivery.notices import Reason, RetryPolicy, Sender, build_notice, signed_headers
-from pipelines.delivery.notify import DEAD_LETTER, DELIVERED, UNCHANGED, notify_published
-from pipelines.export.publish import replace_partition
-from pipelines.objectstore import ObjectStore, open_store
-from schemas.config_errors import ConfigError
-from schemas.drop import MANIFEST_NAME, drop_partition_path
-from schemas.partners import Partner
 from tests.landing_builder import ACME_EXPERIMENT, DT
 from tests.webhook_receiver import Receiver, webhook_receiver
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.delivery.dead_letters import load_dead_letters
+from tracedrop.pipelines.delivery.delivery_log import read_log
+from tracedrop.pipelines.delivery.notices import Reason, RetryPolicy, Sender, build_notice, signed_headers
+from tracedrop.pipelines.delivery.notify import DEAD_LETTER, DELIVERED, UNCHANGED, notify_published
+from tracedrop.pipelines.export.publish import replace_partition
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.drop import MANIFEST_NAME, drop_partition_path
+from tracedrop.schemas.partners import Partner
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 SECRET = "whsec-acme-test-secret"
 

@@ -15,14 +15,14 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
-from pipelines.delivery.stats_page import render_stats_page
-from pipelines.delivery.stats_publish import publish_stats
-from pipelines.export.publish import Part, replace_partition
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import open_store
-from schemas.config_errors import ConfigError
-from schemas.drop import DROP_SCHEMA
+from tracedrop.pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
+from tracedrop.pipelines.delivery.stats_page import render_stats_page
+from tracedrop.pipelines.delivery.stats_publish import publish_stats
+from tracedrop.pipelines.export.publish import Part, replace_partition
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.drop import DROP_SCHEMA
+from tracedrop.storage.objectstore import open_store
 
 K = 5
 DAY_1 = datetime(2026, 11, 3, tzinfo=UTC)

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from tracedrop.pipelines.cli import app
 
 
 def test_the_demo_synthesises_exports_proxies_and_publishes(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

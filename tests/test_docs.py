@@ -20,17 +20,17 @@ import yaml
 from pydantic import BaseModel
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.objectstore import open_store
-from pipelines.replay_assets import ReplayResource
-from pipelines.resources import TracedropResource
-from schemas import drop_doc
-from schemas.drop import DROP_COLUMNS, DROP_SCHEMA, MANIFEST_NAME
-from schemas.exclusions import Exclusion
-from schemas.partners import Partner, PartnerRegistry
-from schemas.proxy_config import Client, Experiment, ProxyConfig, Route, Upstream, Variant, Version
-from schemas.reader import QuarantineReason
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, ACME_V2, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.replay_assets import ReplayResource
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas import drop_doc
+from tracedrop.schemas.drop import DROP_COLUMNS, DROP_SCHEMA, MANIFEST_NAME
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.schemas.partners import Partner, PartnerRegistry
+from tracedrop.schemas.proxy_config import Client, Experiment, ProxyConfig, Route, Upstream, Variant, Version
+from tracedrop.schemas.reader import QuarantineReason
+from tracedrop.storage.objectstore import open_store
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = sorted((REPO / "docs").glob("*.md"))
@@ -134,7 +134,7 @@ def test_every_drop_column_is_described_in_the_schema_and_in_docs_drop() -> None
     for field in DROP_SCHEMA:
         assert field.metadata and field.metadata[b"description"].strip(), f"{field.name} has no description"
     text = (REPO / "docs" / "drop.md").read_text(encoding="utf-8")
-    stale = "docs/drop.md's column table is stale: run python -m schemas.drop_doc"
+    stale = "docs/drop.md's column table is stale: run python -m tracedrop.schemas.drop_doc"
     assert drop_doc.TABLE.render(text) == text, stale
     for column in DROP_COLUMNS:
         assert f"| `{column.name}` |" in text and column.description.replace("|", "\\|") in text

@@ -8,12 +8,12 @@ import json
 import polars as pl
 import pytest
 
-from pipelines.export import day
-from pipelines.export.pseudonyms import pseudonym
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import open_store
-from schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.pseudonyms import pseudonym
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX
+from tracedrop.storage.objectstore import open_store
 
 SALT = b"acme-cap-salt"
 TAIL = "TAIL-BEYOND-THE-CAP"

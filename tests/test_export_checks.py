@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import polars as pl
 import pyarrow as pa
 
-from pipelines.export.checks import (
+from tracedrop.pipelines.export.checks import (
     check_counts_reconcile,
     check_forbidden_columns,
     check_rows_trace_to_own_preview_traffic,
     check_schema,
 )
-from schemas.drop import DROP_SCHEMA
+from tracedrop.schemas.drop import DROP_SCHEMA
 
 AT = datetime(2026, 11, 3, 12, tzinfo=UTC)
 ACME_EXP, BETA_EXP = "e-acme", "e-beta"

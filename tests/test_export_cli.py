@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.objectstore import open_store
-from schemas.drop import SUCCESS_NAME
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, BETA_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.cli import app
+from tracedrop.schemas.drop import SUCCESS_NAME
+from tracedrop.storage.objectstore import open_store
 
 
 @pytest.fixture
@@ -49,7 +49,8 @@ def test_export_of_one_partner_publishes_only_that_partner(world, tmp_path) -> N
 
 def test_export_exits_non_zero_when_a_check_fails(world, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "pipelines.export.day.strict_scanner", lambda: lambda texts, ids: ["found a key"] if len(texts) else []
+        "tracedrop.pipelines.export.day.strict_scanner",
+        lambda: lambda texts, ids: ["found a key"] if len(texts) else [],
     )
     result = CliRunner().invoke(app, world)
     assert result.exit_code == 1

@@ -15,15 +15,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.checks import CHECK_NAMES
-from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
-from pipelines.export.day import load_decisions
-from pipelines.export.internal_area import RunArea
-from pipelines.export.pseudonyms import pseudonym
-from pipelines.objectstore import open_store
-from pipelines.resources import TracedropResource
-from pipelines.synth.generate import SynthConfig, generate
-from schemas.exclusions import EXCLUSIONS_IN_ORDER
+from tracedrop.pipelines.checks import CHECK_NAMES
+from tracedrop.pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
+from tracedrop.pipelines.export.day import load_decisions
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.pseudonyms import pseudonym
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.pipelines.synth.generate import SynthConfig, generate
+from tracedrop.schemas.exclusions import EXCLUSIONS_IN_ORDER
+from tracedrop.storage.objectstore import open_store
 
 DAYS = ("2026-11-01", "2026-11-02")
 SALTS = {"acme": "acme-e2e-salt", "beta": "beta-e2e-salt", "gamma": "gamma-e2e-salt"}
@@ -33,7 +33,7 @@ ASSETS = [*EXPORT_ASSETS, *EXPORT_CHECKS]
 @pytest.fixture(scope="module")
 def exported(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory):
     """Synthesise two days on S3, export both, and return (landing store, drops store, truth rows, results)."""
-    from pipelines.objectstore import make_s3_client
+    from tracedrop.storage.objectstore import make_s3_client
 
     patch = pytest.MonkeyPatch()
     bucket = "e2e-landing"

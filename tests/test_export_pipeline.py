@@ -15,13 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 from pyarrow import fs
 
-from pipelines.checks import CHECK_NAMES
-from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS, defs
-from pipelines.export.consent import load_opt_outs, owed
-from pipelines.export.resync import days_due
-from pipelines.objectstore import S3Store, open_store, sha256_hex
-from pipelines.resources import TracedropResource
-from schemas.drop import DROP_SCHEMA, FORBIDDEN_COLUMNS, MANIFEST_NAME, SUCCESS_NAME
 from tests.landing_builder import (
     ACME_EXPERIMENT,
     ACME_V1,
@@ -33,6 +26,13 @@ from tests.landing_builder import (
     LandingBuilder,
     partners_yaml,
 )
+from tracedrop.pipelines.checks import CHECK_NAMES
+from tracedrop.pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS, defs
+from tracedrop.pipelines.export.consent import load_opt_outs, owed
+from tracedrop.pipelines.export.resync import days_due
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas.drop import DROP_SCHEMA, FORBIDDEN_COLUMNS, MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.storage.objectstore import S3Store, open_store, sha256_hex
 
 ASSETS = [*EXPORT_ASSETS, *EXPORT_CHECKS]
 
@@ -202,7 +202,8 @@ def test_a_failing_check_blocks_publishing(s3_world, monkeypatch: pytest.MonkeyP
     landing_url, drops_url, registry = s3_world
     busy_day().write(open_store(landing_url))
     monkeypatch.setattr(
-        "pipelines.export.day.strict_scanner", lambda: lambda texts, ids: ["AKIA-like token"] if len(texts) else []
+        "tracedrop.pipelines.export.day.strict_scanner",
+        lambda: lambda texts, ids: ["AKIA-like token"] if len(texts) else [],
     )
     result = materialize(landing_url, registry)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

@@ -6,13 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-from pipelines.export import day
-from pipelines.export.ingest import load_quarantined_raw
-from pipelines.export.internal_area import RunArea
-from pipelines.export.settings import ExportSettings
-from pipelines.landing_writer import timestamp
-from pipelines.objectstore import open_store
-from schemas.exclusions import Exclusion
 from tests.landing_builder import (
     ACME_V1,
     ACME_V2,
@@ -23,6 +16,13 @@ from tests.landing_builder import (
     LandingBuilder,
     partners_yaml,
 )
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.ingest import load_quarantined_raw
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.storage.landing_writer import timestamp
+from tracedrop.storage.objectstore import open_store
 
 RUN = "run-1"
 

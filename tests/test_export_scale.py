@@ -22,24 +22,24 @@ import yaml
 from polars.testing import assert_frame_equal
 
 from bench.scale import drop_contents
-from pipelines.export import day
-from pipelines.export.blobs import BlobReader
-from pipelines.export.consent import load_opt_outs
-from pipelines.export.doubt import names_in
-from pipelines.export.ingest import load_ingested, read_day
-from pipelines.export.internal_area import RunArea
-from pipelines.export.landing_state import days_before
-from pipelines.export.parts import all_part_keys
-from pipelines.export.ranges import RANGE_BYTES_MIN, open_range, plan_ranges
-from pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, eval_owners, session_history
-from pipelines.export.settings import ExportSettings
-from pipelines.export.snapshot import load_snapshot
-from pipelines.objectstore import open_store
-from pipelines.synth.generate import SynthConfig, generate
-from schemas.exclusions import EXCLUSIONS_IN_ORDER
-from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, USAGE
-from schemas.partners import load_partner_registry
-from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.blobs import BlobReader
+from tracedrop.pipelines.export.consent import load_opt_outs
+from tracedrop.pipelines.export.doubt import names_in
+from tracedrop.pipelines.export.ingest import load_ingested, read_day
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.landing_state import days_before
+from tracedrop.pipelines.export.parts import all_part_keys
+from tracedrop.pipelines.export.ranges import RANGE_BYTES_MIN, open_range, plan_ranges
+from tracedrop.pipelines.export.rules import HISTORY_COLUMNS, Doubts, decide, eval_owners, session_history
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.export.snapshot import load_snapshot
+from tracedrop.pipelines.synth.generate import SynthConfig, generate
+from tracedrop.schemas.exclusions import EXCLUSIONS_IN_ORDER
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, USAGE
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.schemas.reader import LINEAGE_FILE, LINEAGE_LINE
+from tracedrop.storage.objectstore import open_store
 
 DAY = date(2026, 11, 8)
 DT = DAY.isoformat()

@@ -16,19 +16,6 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.export import day
-from pipelines.export.internal_area import RunArea, lock_key
-from pipelines.export.lock import day_lock
-from pipelines.export.pseudonyms import pseudonym
-from pipelines.export.resync import days_due, load_day_record
-from pipelines.export.settings import ExportSettings
-from pipelines.instance import INSTANCE_CONFIG
-from pipelines.objectstore import LocalStore, open_store
-from pipelines.resources import TracedropResource
-from pipelines.sensors import RESYNC_TAG, late_landing_files
-from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
-from schemas.exclusions import Exclusion
 from tests.landing_builder import (
     ACME_EXPERIMENT,
     ACME_V1,
@@ -39,6 +26,19 @@ from tests.landing_builder import (
     LandingBuilder,
     partners_yaml,
 )
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.internal_area import RunArea, lock_key
+from tracedrop.pipelines.export.lock import day_lock
+from tracedrop.pipelines.export.pseudonyms import pseudonym
+from tracedrop.pipelines.export.resync import days_due, load_day_record
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.instance import INSTANCE_CONFIG
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.pipelines.sensors import RESYNC_TAG, late_landing_files
+from tracedrop.schemas.drop import MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.storage.objectstore import LocalStore, open_store
 
 SALTS = {"acme": "acme-salt", "beta": "beta-salt"}
 NEXT_DAY = (NOON + timedelta(days=1)).date().isoformat()
@@ -134,7 +134,7 @@ def test_consent_apply_removes_a_withdrawn_subject_after_a_failed_rerun(world: W
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("pipelines.export.day.stage_day", disk_full)
+    monkeypatch.setattr("tracedrop.pipelines.export.day.stage_day", disk_full)
     assert world.export().exit_code == 1  # the re-run decided without user-4, then failed
     monkeypatch.undo()
 
@@ -271,7 +271,7 @@ def test_an_unreachable_destination_fails_only_that_partner(world: World) -> Non
 
 def test_a_check_failing_for_one_partners_partition_does_not_hold_back_the_other(world: World, monkeypatch) -> None:
     monkeypatch.setattr(
-        "pipelines.export.day.strict_scanner",
+        "tracedrop.pipelines.export.day.strict_scanner",
         lambda: lambda texts, ids: ["row 0: key"] if any("beta" in (t or "") for t in texts.to_list()) else [],
     )
     world.builder.request(NOON, model="preview/beta-chat", version=BETA_V1, prompt="beta secret-ish text")

@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from pipelines.landing_writer import blob, capped_blob, jsonl, line, timestamp, usage_frame_jsonl
-from pipelines.objectstore import sha256_hex
-from schemas.landing import (
+from tracedrop.schemas.landing import (
     BLOB_CAP_BYTES,
     EXPERIMENT_REQUESTS,
     FEEDBACK,
@@ -20,7 +18,9 @@ from schemas.landing import (
     USAGE,
     RecordType,
 )
-from schemas.reader import read_lines
+from tracedrop.schemas.reader import read_lines
+from tracedrop.storage.landing_writer import blob, capped_blob, jsonl, line, timestamp, usage_frame_jsonl
+from tracedrop.storage.objectstore import sha256_hex
 
 NOON = datetime(2026, 11, 3, 12, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 import pytest
 
-from pipelines.objectstore import (
+from tracedrop.storage.objectstore import (
     LocalStore,
     ObjectNotFound,
     ObjectStore,

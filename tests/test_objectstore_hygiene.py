@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipelines.objectstore import (
+from tracedrop.storage.objectstore import (
     STALE_TEMP_SECONDS,
     TEMP_PREFIX,
     LocalStore,

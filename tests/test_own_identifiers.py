@@ -13,14 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.export import day
-from pipelines.export.checks import check_own_identifiers
-from pipelines.export.own_identifiers import MIN_IDENTIFIER_CHARS, replace_verbatim, spellings
-from pipelines.export.pseudonyms import pseudonym
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import LocalStore, open_store
-from schemas.landing import PROMPTS_PREFIX
 from tests.landing_builder import ACME_EXPERIMENT, ACME_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.checks import check_own_identifiers
+from tracedrop.pipelines.export.own_identifiers import MIN_IDENTIFIER_CHARS, replace_verbatim, spellings
+from tracedrop.pipelines.export.pseudonyms import pseudonym
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.landing import PROMPTS_PREFIX
+from tracedrop.storage.objectstore import LocalStore, open_store
 
 SALT = "acme-own-ids-salt"
 USER, MACHINE, IP, ORG = "user-7f3a9c21", "mach-0123456789abcdef", "198.51.100.23", "org-4b1d77e0"

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from replay.proxy.cli import proxy_command
-from replay.proxy.server import ServerThread
-from replay.proxy.stub_upstream import StubUpstream, reply_for
+from tracedrop.replay.proxy.cli import proxy_command
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.proxy.stub_upstream import StubUpstream, reply_for
 
 
 def free_port() -> int:
@@ -47,7 +47,7 @@ def test_sighup_reloads_and_sigterm_flushes_telemetry(tmp_path: Path, stub_url: 
     config, landing, port = tmp_path / "proxy.yaml", tmp_path / "landing", free_port()
     config.write_text(route_config(stub_url, "ckpt-aa"))
     code = (
-        "import sys; from replay.proxy.cli import proxy_command; "
+        "import sys; from tracedrop.replay.proxy.cli import proxy_command; "
         f"sys.exit(proxy_command({str(config)!r}, '127.0.0.1', {port}, {str(landing)!r}, watch_interval=None))"
     )
     process = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "K": "sk-cli"}, stderr=subprocess.PIPE)

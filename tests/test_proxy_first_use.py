@@ -20,19 +20,19 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.landing import validate_landing
-from pipelines.objectstore import open_store
-from pipelines.synth.cli import synth_command
-from replay.proxy.app import create_app
-from replay.proxy.cli import DEFAULT_HOST, DEFAULT_STUB_PORT
-from replay.proxy.demo_traffic import DEMO_CONFIG, PREVIEW_MODEL, config_for_stub
-from replay.proxy.preflight import checked_config
-from replay.proxy.records import jsonl, merge_snapshot, snapshot_lines
-from replay.proxy.server import ServerThread
-from replay.proxy.stub_upstream import StubUpstream, reply_for
-from schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT
-from schemas.proxy_config import load_proxy_config
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.landing import validate_landing
+from tracedrop.pipelines.synth.cli import synth_command
+from tracedrop.replay.proxy.app import create_app
+from tracedrop.replay.proxy.cli import DEFAULT_HOST, DEFAULT_STUB_PORT
+from tracedrop.replay.proxy.demo_traffic import DEMO_CONFIG, PREVIEW_MODEL, config_for_stub
+from tracedrop.replay.proxy.preflight import checked_config
+from tracedrop.replay.proxy.records import jsonl, merge_snapshot, snapshot_lines
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.proxy.stub_upstream import StubUpstream, reply_for
+from tracedrop.schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT
+from tracedrop.schemas.proxy_config import load_proxy_config
+from tracedrop.storage.objectstore import open_store
 
 TRACEDROP = str(Path(sys.executable).with_name("tracedrop"))
 ROUTE = "routes:\n  - model: m\n    upstream: {base_url: http://127.0.0.1:9/v1, internal_id: i}\n"
@@ -193,7 +193,7 @@ def test_upstream_failures_are_logged_once_per_route_and_url_until_it_answers_an
 ) -> None:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     config = tmp_path / "proxy.yaml"
-    caplog.set_level(logging.WARNING, logger="replay.proxy")
+    caplog.set_level(logging.WARNING, logger="tracedrop.replay.proxy")
     with ServerThread(StubUpstream().app()) as stub:
         live = f"{stub.url}/v1"
         routes = [

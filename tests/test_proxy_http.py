@@ -18,13 +18,12 @@ import pytest
 import yaml
 from openai import AsyncOpenAI, OpenAI
 
-from pipelines.objectstore import open_store
-from replay.proxy.app import ProxySettings, create_app
-from replay.proxy.server import ServerThread
-from replay.proxy.stub_upstream import StubSettings, StubUpstream, reply_for
-from replay.proxy.telemetry import TelemetryLimits
-from schemas.bucketing import choose_variant
-from schemas.landing import (
+from tracedrop.replay.proxy.app import ProxySettings, create_app
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.proxy.stub_upstream import StubSettings, StubUpstream, reply_for
+from tracedrop.replay.proxy.telemetry import TelemetryLimits
+from tracedrop.schemas.bucketing import choose_variant
+from tracedrop.schemas.landing import (
     EXPERIMENT_REQUESTS,
     MODEL_EXPERIMENT,
     MODEL_EXPERIMENT_VARIANT,
@@ -33,8 +32,9 @@ from schemas.landing import (
     RESPONSES_PREFIX,
     USAGE,
 )
-from schemas.proxy_config import ProxyConfig
-from schemas.reader import read_all
+from tracedrop.schemas.proxy_config import ProxyConfig
+from tracedrop.schemas.reader import read_all
+from tracedrop.storage.objectstore import open_store
 
 PUBLIC = "preview/acme-coder"
 EXPERIMENT_ID = "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c"

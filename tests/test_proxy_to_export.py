@@ -9,12 +9,12 @@ import polars as pl
 import pytest
 import yaml
 
-from pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
-from pipelines.landing import validate_landing
-from pipelines.objectstore import open_store
-from pipelines.resources import TracedropResource
-from replay.proxy.demo_traffic import PREVIEW_MODEL, PRODUCTION_MODEL, play_demo_traffic
-from schemas.exclusions import Exclusion
+from tracedrop.pipelines.definitions import EXPORT_ASSETS, EXPORT_CHECKS
+from tracedrop.pipelines.landing import validate_landing
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.replay.proxy.demo_traffic import PREVIEW_MODEL, PRODUCTION_MODEL, play_demo_traffic
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.storage.objectstore import open_store
 
 DEMO_REGISTRY = "pipelines/synth/partners.yaml"
 

@@ -15,16 +15,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.objectstore import LocalStore, ObjectStoreError
-from replay.proxy import errors
-from replay.proxy.blinding import SSEBlinder, blind_json
-from replay.proxy.identity import Caller, identify
-from replay.proxy.records import Exchange, assemble_stream, cap_utf8, finish, snapshot_lines
-from replay.proxy.routing import RoutingTable
-from replay.proxy.telemetry import TelemetryLimits, TelemetryWriter
-from schemas.landing import EXPERIMENT_REQUESTS, MODEL_EXPERIMENT_VARIANT_VERSION, PROMPT_FAILED, USAGE
-from schemas.proxy_config import ProxyConfig
-from schemas.reader import read_all
+from tracedrop.replay.proxy import errors
+from tracedrop.replay.proxy.blinding import SSEBlinder, blind_json
+from tracedrop.replay.proxy.identity import Caller, identify
+from tracedrop.replay.proxy.records import Exchange, assemble_stream, cap_utf8, finish, snapshot_lines
+from tracedrop.replay.proxy.routing import RoutingTable
+from tracedrop.replay.proxy.telemetry import TelemetryLimits, TelemetryWriter
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, MODEL_EXPERIMENT_VARIANT_VERSION, PROMPT_FAILED, USAGE
+from tracedrop.schemas.proxy_config import ProxyConfig
+from tracedrop.schemas.reader import read_all
+from tracedrop.storage.objectstore import LocalStore, ObjectStoreError
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 EXPERIMENT = "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c"

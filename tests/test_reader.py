@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, MODEL_EXPERIMENT_VARIANT_VERSION, USAGE
-from schemas.reader import LINEAGE_FILE, LINEAGE_LINE, MAX_LINE_BYTES, QuarantineReason, read_all, read_lines
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, MODEL_EXPERIMENT_VARIANT_VERSION, USAGE
+from tracedrop.schemas.reader import LINEAGE_FILE, LINEAGE_LINE, MAX_LINE_BYTES, QuarantineReason, read_all, read_lines
 
 GOOD_USAGE = {
     "id": "0F8E2A47-1C3B-4D5E-8F90-A1B2C3D4E5F6",

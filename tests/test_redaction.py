@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from pipelines.redaction import REDACTOR_VERSION, Redactor, RuleSetError, load_default_rules, load_rules
+from tracedrop.pipelines.redaction import REDACTOR_VERSION, Redactor, RuleSetError, load_default_rules, load_rules
 
 CORPUS = Path(__file__).parent / "redaction_corpus"
 POSITIVES = [json.loads(line) for line in (CORPUS / "positives.jsonl").read_text().splitlines()]

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import polars as pl
 import pytest
 
-from pipelines.redaction import Redactor
+from tracedrop.pipelines.redaction import Redactor
 
 PEM_LINES = [
     "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",

@@ -10,10 +10,10 @@ from urllib.parse import quote, quote_plus
 import polars as pl
 import pytest
 
-from pipelines.redaction import Redactor
 from tests.redaction_corpus.generate import build
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, leaked, load, parses_as_json
 from tests.redaction_corpus.shapes import JSON_SHAPES, SHAPES
+from tracedrop.pipelines.redaction import Redactor
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)

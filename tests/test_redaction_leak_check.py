@@ -7,9 +7,9 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.export.checks import check_leak_scan
-from pipelines.export.redactors import strict_scanner
-from pipelines.objectstore import open_store
+from tracedrop.pipelines.export.checks import check_leak_scan
+from tracedrop.pipelines.export.redactors import strict_scanner
+from tracedrop.storage.objectstore import open_store
 
 TOKEN = "ghp_" + "Zq8RkV2mWn5tLx9PbC3dHs7Yj4FgA1eK0u"
 

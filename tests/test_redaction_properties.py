@@ -8,8 +8,8 @@ import polars as pl
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipelines.redaction import Redactor
-from pipelines.redaction.synthetic import fake_secret
+from tracedrop.pipelines.redaction import Redactor
+from tracedrop.pipelines.redaction.synthetic import fake_secret
 
 REDACTOR = Redactor(key=b"property-key")
 SECRETS = [fake_secret(random.Random(seed)) for seed in range(60)]

@@ -7,10 +7,10 @@ import json
 import polars as pl
 import pytest
 
-from replay.compare.metrics import against_baseline, call_metrics, per_row, sample_consistency
-from replay.compare.summary import summarize
-from replay.compare.toolcalls import ToolAgreement, tool_agreement
 from tests.replay_frames import build
+from tracedrop.replay.compare.metrics import against_baseline, call_metrics, per_row, sample_consistency
+from tracedrop.replay.compare.summary import summarize
+from tracedrop.replay.compare.toolcalls import ToolAgreement, tool_agreement
 
 WEATHER = {"name": "get_weather", "arguments": '{"city": "Paris", "days": 3}'}
 

@@ -11,12 +11,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from replay.compare.judge import JudgeSettings, cohens_kappa, parse_verdict, run_judge
-from replay.compare.metrics import call_metrics
-from replay.compare.summary import summarize
-from replay.proxy.server import ServerThread
 from tests.replay_frames import build, write_results_dir
+from tracedrop.pipelines.cli import app
+from tracedrop.replay.compare.judge import JudgeSettings, cohens_kappa, parse_verdict, run_judge
+from tracedrop.replay.compare.metrics import call_metrics
+from tracedrop.replay.compare.summary import summarize
+from tracedrop.replay.proxy.server import ServerThread
 
 
 class StubJudge:

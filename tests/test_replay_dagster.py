@@ -8,10 +8,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from pipelines.replay_assets import REPLAY_ASSETS, REPLAY_CHECKS, ReplayResource
-from replay.proxy.server import ServerThread
-from replay.proxy.stub_upstream import StubUpstream
 from tests.replay_run_drops import session_rows, write_partition
+from tracedrop.pipelines.replay_assets import REPLAY_ASSETS, REPLAY_CHECKS, ReplayResource
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.proxy.stub_upstream import StubUpstream
 
 SESSIONS = {f"s{i}": (("ctl", "trt")[i % 2], 2) for i in range(6)}  # 12 rows; control served by acme-rc1
 ROWS = sum(turns for _, turns in SESSIONS.values())

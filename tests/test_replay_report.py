@@ -9,12 +9,12 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from replay.compare.summary import summarize
-from replay.report import write_report
-from replay.report.gate import parse_gate, violations
 from tests.replay_frames import build, write_results_dir
 from tests.screenshots import ARTIFACTS, png_pixels, screenshot
+from tracedrop.pipelines.cli import app
+from tracedrop.replay.compare.summary import summarize
+from tracedrop.replay.report import write_report
+from tracedrop.replay.report.gate import parse_gate, violations
 
 WORDS = [
     "the",

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.objectstore import open_store
-from replay.results_lock import LOCK_FILE, ResultsLocked, exclusive
-from replay.store import ResultsWriter
+from tracedrop.replay.results_lock import LOCK_FILE, ResultsLocked, exclusive
+from tracedrop.replay.store import ResultsWriter
+from tracedrop.storage.objectstore import open_store
 
 
 def claim(run_id: str, expires_in_s: float) -> bytes:

@@ -15,16 +15,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.objectstore import open_store
-from replay import results_lock
-from replay.plan import ORIGINAL
-from replay.proxy.app import ProxySettings, create_app
-from replay.proxy.server import ServerThread
-from replay.results_lock import exclusive
-from replay.store import load_results
 from tests.replay_run_drops import drop_row, session_rows, write_partition
 from tests.replay_run_stub import CountingStub
+from tracedrop.pipelines.cli import app
+from tracedrop.replay import results_lock
+from tracedrop.replay.plan import ORIGINAL
+from tracedrop.replay.proxy.app import ProxySettings, create_app
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.results_lock import exclusive
+from tracedrop.replay.store import load_results
+from tracedrop.storage.objectstore import open_store
 
 DAY1, DAY2 = "2026-11-02", "2026-11-03"
 SESSIONS = {"s1": ("ctl", 2), "s2": ("trt", 3), "s3": ("ctl", 1)}

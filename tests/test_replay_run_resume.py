@@ -12,10 +12,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from replay.plan import ORIGINAL
-from replay.store import load_results
 from tests.replay_run_drops import session_rows, write_partition
 from tests.replay_run_stub import CountingStub
+from tracedrop.replay.plan import ORIGINAL
+from tracedrop.replay.store import load_results
 
 DAY = "2026-11-02"
 TRACEDROP = str(Path(sys.executable).parent / "tracedrop")

@@ -10,10 +10,10 @@ import orjson
 import polars as pl
 import pytest
 
-from replay.completion import completion_fields, parse_completion
-from replay.plan import Endpoint, call_key, config_hash, request_bytes
-from replay.ratelimit import EndpointLimiter, backoff_delay, exhausted_for, parse_duration, retry_after
-from replay.selection import sample_rows, stratum_shares
+from tracedrop.replay.completion import completion_fields, parse_completion
+from tracedrop.replay.plan import Endpoint, call_key, config_hash, request_bytes
+from tracedrop.replay.ratelimit import EndpointLimiter, backoff_delay, exhausted_for, parse_duration, retry_after
+from tracedrop.replay.selection import sample_rows, stratum_shares
 
 
 def rows_of(sessions: dict[str, tuple[str, int]]) -> pl.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from replay.compare.stats import clustered_mean, critical_value, holm, mde_factor, paired_difference
+from tracedrop.replay.compare.stats import clustered_mean, critical_value, holm, mde_factor, paired_difference
 
 SIMULATIONS = 400
 

@@ -7,7 +7,7 @@ from statistics import NormalDist
 
 import pytest
 
-from replay.compare.student_t import regularized_beta, t_cdf, t_quantile
+from tracedrop.replay.compare.student_t import regularized_beta, t_cdf, t_quantile
 
 PROBABILITIES = (0.001, 0.025, 0.1, 0.3, 0.5, 0.8, 0.9, 0.975, 0.995, 0.9999)
 

@@ -12,18 +12,18 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.delivery.retention import apply_retention, expired_partitions, read_retention_log
-from pipelines.delivery_assets import daily_retention, drop_retention
-from pipelines.export import day
-from pipelines.export.consent import load_opt_outs, owed
-from pipelines.export.publications import all_records
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import ObjectStore, ObjectStoreError, open_store
-from pipelines.resources import TracedropResource
-from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
-from schemas.partners import load_partner_registry
 from tests.landing_builder import ACME_EXPERIMENT, BETA_EXPERIMENT, BETA_V1, DT, NOON, LandingBuilder, partners_yaml
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.delivery.retention import apply_retention, expired_partitions, read_retention_log
+from tracedrop.pipelines.delivery_assets import daily_retention, drop_retention
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.consent import load_opt_outs, owed
+from tracedrop.pipelines.export.publications import all_records
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.resources import TracedropResource
+from tracedrop.schemas.drop import MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import ObjectStore, ObjectStoreError, open_store
 
 ACME_PARTITION = f"partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}"
 BETA_PARTITION = f"partner=beta/experiment={BETA_EXPERIMENT}/dt={DT}"

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.config_errors import ConfigError
-from schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, FORBIDDEN_COLUMNS, forbidden_columns_in
-from schemas.landing import LANDING_SCHEMA_VERSION, RECORD_TYPES
-from schemas.partners import load_partner_registry
-from schemas.proxy_config import load_proxy_config
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, FORBIDDEN_COLUMNS, forbidden_columns_in
+from tracedrop.schemas.landing import LANDING_SCHEMA_VERSION, RECORD_TYPES
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.schemas.proxy_config import load_proxy_config
 
 EXPERIMENT = "3f1c2a9e-8b7d-4c6e-9a1b-2d3e4f5a6b7c"
 

@@ -11,18 +11,17 @@ from typing import Any
 import orjson
 import pytest
 
-from pipelines.landing import read_record_type, validate_landing
-from pipelines.objectstore import ObjectStore, open_store
-from pipelines.synth.cli import synth_command
-from pipelines.synth.generate import SUMMARY_KEY, SynthConfig, SynthError, generate
-from pipelines.synth.ids import Ids
-from pipelines.synth.plants import ALL_FACTORIES, SECRET
-from pipelines.synth.scenario import PARTNERS_YAML, build_scenario
-from replay.proxy.demo_traffic import DEMO_CONFIG
-from schemas.bucketing import allocation_subject, choose_variant, version_in_force
-from schemas.exclusions import Exclusion
-from schemas.fields import parse_timestamp
-from schemas.landing import (
+from tracedrop.pipelines.landing import read_record_type, validate_landing
+from tracedrop.pipelines.synth.cli import synth_command
+from tracedrop.pipelines.synth.generate import SUMMARY_KEY, SynthConfig, SynthError, generate
+from tracedrop.pipelines.synth.ids import Ids
+from tracedrop.pipelines.synth.plants import ALL_FACTORIES, SECRET
+from tracedrop.pipelines.synth.scenario import PARTNERS_YAML, build_scenario
+from tracedrop.replay.proxy.demo_traffic import DEMO_CONFIG
+from tracedrop.schemas.bucketing import allocation_subject, choose_variant, version_in_force
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.schemas.fields import parse_timestamp
+from tracedrop.schemas.landing import (
     BLOB_CAP_BYTES,
     EXPERIMENT_REQUESTS,
     FEEDBACK,
@@ -34,8 +33,9 @@ from schemas.landing import (
     USAGE,
     RecordType,
 )
-from schemas.partners import load_partner_registry
-from schemas.proxy_config import load_proxy_config
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.schemas.proxy_config import load_proxy_config
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 SMALL = SynthConfig(days=2, requests_per_day=400, seed=11)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pipelines.landing import validate_landing
-from pipelines.objectstore import ObjectStore, open_store
-from pipelines.synth.generate import SynthConfig, generate
+from tracedrop.pipelines.landing import validate_landing
+from tracedrop.pipelines.synth.generate import SynthConfig, generate
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 CONFIG = SynthConfig(days=1, requests_per_day=80, seed=9)
 

@@ -14,20 +14,20 @@ import orjson
 import pytest
 import yaml
 
-from pipelines.export import day
-from pipelines.export.internal_area import RunArea
-from pipelines.export.settings import ExportSettings
-from pipelines.landing import landing_days, read_record_type, validate_landing
-from pipelines.objectstore import ObjectStore, open_store
-from pipelines.synth.cli import synth_command
-from pipelines.synth.clock import day_start_us
-from pipelines.synth.generate import SynthConfig, generate
-from pipelines.synth.population import build_population
-from pipelines.synth.production import people_frame, production_day
-from pipelines.synth.scenario import PARTNERS_YAML, PRODUCTION_MODELS
-from schemas.exclusions import Exclusion
-from schemas.fields import UUID_RE
-from schemas.landing import EXPERIMENT_REQUESTS, USAGE
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.landing import landing_days, read_record_type, validate_landing
+from tracedrop.pipelines.synth.cli import synth_command
+from tracedrop.pipelines.synth.clock import day_start_us
+from tracedrop.pipelines.synth.generate import SynthConfig, generate
+from tracedrop.pipelines.synth.population import build_population
+from tracedrop.pipelines.synth.production import people_frame, production_day
+from tracedrop.pipelines.synth.scenario import PARTNERS_YAML, PRODUCTION_MODELS
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.schemas.fields import UUID_RE
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, USAGE
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 DT = "2026-11-03"
 CONFIG = SynthConfig(

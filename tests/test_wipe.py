@@ -14,14 +14,6 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.delivery.wipe import WipeError, apply_wipe, plan_wipe, read_wipes
-from pipelines.export import day
-from pipelines.export.settings import ExportSettings
-from pipelines.objectstore import ObjectStore, open_store
-from schemas.drop import DROP_SCHEMA, MANIFEST_NAME
-from schemas.landing import PROMPT_DELETED
-from schemas.partners import PartnerRegistry, load_partner_registry
 from tests.landing_builder import (
     ACME_EXPERIMENT,
     ACME_V1,
@@ -34,6 +26,14 @@ from tests.landing_builder import (
     partners_yaml,
 )
 from tests.webhook_receiver import Receiver, webhook_receiver
+from tracedrop.pipelines.cli import app
+from tracedrop.pipelines.delivery.wipe import WipeError, apply_wipe, plan_wipe, read_wipes
+from tracedrop.pipelines.export import day
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.schemas.drop import DROP_SCHEMA, MANIFEST_NAME
+from tracedrop.schemas.landing import PROMPT_DELETED
+from tracedrop.schemas.partners import PartnerRegistry, load_partner_registry
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 SECRET = "whsec-acme-wipe-test"
 ACME_PARTITION = f"partner=acme/experiment={ACME_EXPERIMENT}/dt={DT}"

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from pipelines.delivery.jsonl_log import append_jsonl
-from pipelines.export.internal_area import INTERNAL_ROOT
-from pipelines.export.publish import utc_now_text
-from pipelines.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
-from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE
+from tracedrop.pipelines.delivery.jsonl_log import append_jsonl
+from tracedrop.pipelines.export.internal_area import INTERNAL_ROOT
+from tracedrop.pipelines.export.publish import utc_now_text
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE
+from tracedrop.storage.objectstore import ObjectInfo, ObjectNotFound, ObjectStore
 
 REFERENCE = re.compile(rb'"(?:request|response)_body_sha256"\s*:\s*"([0-9a-fA-F]{64})"')
 BLOB_KEY = re.compile(rf"^(?:{PROMPTS_PREFIX}|{RESPONSES_PREFIX})/([0-9a-f]{{64}})$")

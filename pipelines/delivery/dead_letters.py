@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pipelines.delivery.notices import Notice
-from pipelines.export.internal_area import dead_letter_key, dead_letters_prefix
-from pipelines.objectstore import ObjectStore
+from tracedrop.pipelines.delivery.notices import Notice
+from tracedrop.pipelines.export.internal_area import dead_letter_key, dead_letters_prefix
+from tracedrop.storage.objectstore import ObjectStore
 
 
 @dataclass(frozen=True)

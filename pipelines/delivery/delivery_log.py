@@ -13,10 +13,10 @@ from uuid import uuid4
 
 import polars as pl
 
-from pipelines.delivery.notices import Attempt, Notice
-from pipelines.export.internal_area import delivery_log_prefix
-from pipelines.export.publish import utc_now_text
-from pipelines.objectstore import ObjectStore
+from tracedrop.pipelines.delivery.notices import Attempt, Notice
+from tracedrop.pipelines.export.internal_area import delivery_log_prefix
+from tracedrop.pipelines.export.publish import utc_now_text
+from tracedrop.storage.objectstore import ObjectStore
 
 DEAD_LETTER = "dead_letter"  # the entry that closes a notice's failed attempts
 LOG_COLUMNS = {

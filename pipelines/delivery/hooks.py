@@ -11,12 +11,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.delivery.notices import Reason, RetryPolicy, Sender
-from pipelines.delivery.notify import notify_published
-from pipelines.delivery.stats_publish import publish_stats
-from pipelines.export.consent import ConsentReport
-from pipelines.objectstore import ObjectStore
-from schemas.partners import PartnerRegistry
+from tracedrop.pipelines.delivery.notices import Reason, RetryPolicy, Sender
+from tracedrop.pipelines.delivery.notify import notify_published
+from tracedrop.pipelines.delivery.stats_publish import publish_stats
+from tracedrop.pipelines.export.consent import ConsentReport
+from tracedrop.schemas.partners import PartnerRegistry
+from tracedrop.storage.objectstore import ObjectStore
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from uuid import uuid4
 
-from pipelines.export.publish import utc_now_text
-from pipelines.objectstore import ObjectStore
+from tracedrop.pipelines.export.publish import utc_now_text
+from tracedrop.storage.objectstore import ObjectStore
 
 
 def append_jsonl(store: ObjectStore, prefix: str, entries: list[dict[str, object]]) -> None:

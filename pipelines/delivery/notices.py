@@ -20,8 +20,8 @@ from enum import StrEnum
 
 import httpx
 
-from schemas.drop import MANIFEST_NAME, drop_partition_path
-from schemas.settings import WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF_SECONDS, from_environment
+from tracedrop.schemas.drop import MANIFEST_NAME, drop_partition_path
+from tracedrop.schemas.settings import WEBHOOK_ATTEMPTS, WEBHOOK_BACKOFF_SECONDS, from_environment
 
 SIGNATURE_HEADER = "X-Tracedrop-Signature"
 TIMESTAMP_HEADER = "X-Tracedrop-Timestamp"

@@ -11,22 +11,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pipelines.delivery.dead_letters import (
+from tracedrop.pipelines.delivery.dead_letters import (
     DeadLetter,
     load_dead_letters,
     remove_dead_letter,
     save_dead_letter,
     supersede_dead_letter,
 )
-from pipelines.delivery.delivery_log import DEAD_LETTER, append_log, dead_letter_entry, log_entries
-from pipelines.delivery.notices import DELIVERED, Notice, Reason, Sender, build_notice
-from pipelines.export.internal_area import last_notice_key
-from pipelines.export.publish import utc_now_text
-from pipelines.objectstore import ObjectStore, open_store
-from schemas.config_errors import ConfigError
-from schemas.drop import MANIFEST_NAME, SUCCESS_NAME
-from schemas.partners import Partner, PartnerRegistry
-from schemas.settings import secret
+from tracedrop.pipelines.delivery.delivery_log import DEAD_LETTER, append_log, dead_letter_entry, log_entries
+from tracedrop.pipelines.delivery.notices import DELIVERED, Notice, Reason, Sender, build_notice
+from tracedrop.pipelines.export.internal_area import last_notice_key
+from tracedrop.pipelines.export.publish import utc_now_text
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.drop import MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.schemas.partners import Partner, PartnerRegistry
+from tracedrop.schemas.settings import secret
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 UNCHANGED = "unchanged"  # the partition's content is what its last notice announced: nothing to send
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
-from pipelines.delivery.jsonl_log import append_jsonl, read_jsonl
-from pipelines.delivery.stats import DEFAULT_MIN_SUBJECTS
-from pipelines.delivery.stats_publish import publish_stats
-from pipelines.export.internal_area import dead_letter_key, delivery_prefix, last_notice_key, stats_rows_key
-from pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
-from pipelines.export.publications import PublicationRecord, all_records, load_record
-from pipelines.export.publish import read_manifest, utc_now_text
-from pipelines.objectstore import ObjectStore, open_store
-from schemas.drop import SUCCESS_NAME
-from schemas.partners import PartnerRegistry
+from tracedrop.pipelines.delivery.jsonl_log import append_jsonl, read_jsonl
+from tracedrop.pipelines.delivery.stats import DEFAULT_MIN_SUBJECTS
+from tracedrop.pipelines.delivery.stats_publish import publish_stats
+from tracedrop.pipelines.export.internal_area import dead_letter_key, delivery_prefix, last_notice_key, stats_rows_key
+from tracedrop.pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
+from tracedrop.pipelines.export.publications import PublicationRecord, all_records, load_record
+from tracedrop.pipelines.export.publish import read_manifest, utc_now_text
+from tracedrop.schemas.drop import SUCCESS_NAME
+from tracedrop.schemas.partners import PartnerRegistry
+from tracedrop.storage.objectstore import ObjectStore, open_store
 
 OpenStore = Callable[[str], ObjectStore]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from schemas.settings import STATS_MIN_SUBJECTS
+from tracedrop.schemas.settings import STATS_MIN_SUBJECTS
 
 DEFAULT_MIN_SUBJECTS = int(STATS_MIN_SUBJECTS.default)  # type: ignore[arg-type]
 STATS_COLUMNS = (

@@ -15,13 +15,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.delivery.notices import manifest_content_sha256
-from pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
-from pipelines.delivery.stats_page import render_stats_page
-from pipelines.export.internal_area import stats_rows_key
-from pipelines.export.publish import utc_now_text
-from pipelines.objectstore import ObjectStore, open_store, read_parquet, write_parquet
-from schemas.drop import DROP_SCHEMA, MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.pipelines.delivery.notices import manifest_content_sha256
+from tracedrop.pipelines.delivery.stats import STATS_COLUMNS, experiment_stats
+from tracedrop.pipelines.delivery.stats_page import render_stats_page
+from tracedrop.pipelines.export.internal_area import stats_rows_key
+from tracedrop.pipelines.export.publish import utc_now_text
+from tracedrop.schemas.drop import DROP_SCHEMA, MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.storage.objectstore import ObjectStore, open_store, read_parquet, write_parquet
 
 STATS_DIR = "_stats"
 STATS_JSON = f"{STATS_DIR}/stats.json"

@@ -28,23 +28,23 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.delivery.hooks import Published, after_publish
-from pipelines.delivery.jsonl_log import append_jsonl, read_jsonl
-from pipelines.delivery.notices import Reason, Sender
-from pipelines.export.consent import OpenStore, _parquet_bytes
-from pipelines.export.internal_area import INTERNAL_ROOT
-from pipelines.export.lock import day_lock
-from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage
-from pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
-from pipelines.export.settings import ExportSettings
-from pipelines.export.snapshot import load_snapshot
-from pipelines.export.wiped import save_wiped_ids
-from pipelines.landing import landing_files
-from pipelines.objectstore import ObjectStore, open_store, read_parquet
-from schemas.config_errors import ConfigError
-from schemas.drop import SUCCESS_NAME
-from schemas.landing import EXPERIMENT_REQUESTS, PROMPT_DELETED, USAGE
-from schemas.partners import PartnerRegistry
+from tracedrop.pipelines.delivery.hooks import Published, after_publish
+from tracedrop.pipelines.delivery.jsonl_log import append_jsonl, read_jsonl
+from tracedrop.pipelines.delivery.notices import Reason, Sender
+from tracedrop.pipelines.export.consent import OpenStore, _parquet_bytes
+from tracedrop.pipelines.export.internal_area import INTERNAL_ROOT
+from tracedrop.pipelines.export.lock import day_lock
+from tracedrop.pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage
+from tracedrop.pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.export.snapshot import load_snapshot
+from tracedrop.pipelines.export.wiped import save_wiped_ids
+from tracedrop.pipelines.landing import landing_files
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.drop import SUCCESS_NAME
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, PROMPT_DELETED, USAGE
+from tracedrop.schemas.partners import PartnerRegistry
+from tracedrop.storage.objectstore import ObjectStore, open_store, read_parquet
 
 HASH = re.compile(r"[0-9a-fA-F]{64}")
 PROMPT_REFERENCE = re.compile(rb'("request_body_sha256"\s*:\s*)"[0-9a-fA-F]{64}"')

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pipelines.objectstore import ObjectNotFound, ObjectStore, sha256_hex
-from schemas.landing import cap_utf8
+from tracedrop.schemas.landing import cap_utf8
+from tracedrop.storage.objectstore import ObjectNotFound, ObjectStore, sha256_hex
 
 DEFAULT_FETCH_THREADS = 16
 

@@ -15,15 +15,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.export.own_identifiers import (
+from tracedrop.pipelines.export.own_identifiers import (
     REQUEST_COLUMNS,
     USAGE_COLUMNS,
     candidate_rows,
     held_identifiers,
     identifier_values,
 )
-from pipelines.objectstore import ObjectStore, sha256_hex
-from schemas.drop import DROP_SCHEMA, forbidden_columns_in
+from tracedrop.schemas.drop import DROP_SCHEMA, forbidden_columns_in
+from tracedrop.storage.objectstore import ObjectStore, sha256_hex
 
 
 class Check(StrEnum):

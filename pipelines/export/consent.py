@@ -19,14 +19,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.export.ingest import read_day
-from pipelines.export.internal_area import ledger_prefix
-from pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
-from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, save_record
-from pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
-from pipelines.objectstore import ObjectStore, open_store, read_parquet
-from schemas.drop import SUCCESS_NAME
-from schemas.landing import OPT_OUTS
+from tracedrop.pipelines.export.ingest import read_day
+from tracedrop.pipelines.export.internal_area import ledger_prefix
+from tracedrop.pipelines.export.lock import DEFAULT_WAIT_SECONDS, day_lock
+from tracedrop.pipelines.export.publications import (
+    PublicationRecord,
+    all_records,
+    begin,
+    complete,
+    load_lineage,
+    save_record,
+)
+from tracedrop.pipelines.export.publish import Part, read_manifest, replace_partition, utc_now_text
+from tracedrop.schemas.drop import SUCCESS_NAME
+from tracedrop.schemas.landing import OPT_OUTS
+from tracedrop.storage.objectstore import ObjectStore, open_store, read_parquet
 
 OpenStore = Callable[[str], ObjectStore]
 

@@ -20,9 +20,9 @@ from uuid import uuid4
 
 import polars as pl
 
-from pipelines.delivery.hooks import Published, after_publish, consent_republished
-from pipelines.delivery.notices import Reason
-from pipelines.export.checks import (
+from tracedrop.pipelines.delivery.hooks import Published, after_publish, consent_republished
+from tracedrop.pipelines.delivery.notices import Reason
+from tracedrop.pipelines.export.checks import (
     CheckOutcome,
     check_counts_reconcile,
     check_forbidden_columns,
@@ -33,39 +33,46 @@ from pipelines.export.checks import (
     iter_staged_tables,
     staged_schemas,
 )
-from pipelines.export.consent import OptOuts, apply_consent, ledger_entries, load_opt_outs, write_ledger
-from pipelines.export.feedback import latest_rating_per_turn
-from pipelines.export.ingest import (
+from tracedrop.pipelines.export.consent import OptOuts, apply_consent, ledger_entries, load_opt_outs, write_ledger
+from tracedrop.pipelines.export.feedback import latest_rating_per_turn
+from tracedrop.pipelines.export.ingest import (
     IngestedDays,
     IngestPlan,
     files_fingerprint,
     ingest_days,
     load_ingested,
 )
-from pipelines.export.internal_area import RunArea, day_runs_prefix
-from pipelines.export.landing_state import Fingerprints, days_before, feedback_days
-from pipelines.export.lock import day_lock
-from pipelines.export.parts import all_part_keys, bucket_count, delete_prefix, read_parts
-from pipelines.export.preflight import export_problems
-from pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
-from pipelines.export.publications import PublicationRecord, all_records, begin, complete, load_lineage, load_record
-from pipelines.export.publish import Part, replace_partition, utc_now_text
-from pipelines.export.redactors import make_redactor, strict_scanner
-from pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
-from pipelines.export.rules import eval_owners
-from pipelines.export.session_index import cache_session_index, rule7_history, write_session_index
-from pipelines.export.settings import ExportSettings
-from pipelines.export.shards import run_shards
-from pipelines.export.snapshot import Snapshot, load_snapshot
-from pipelines.export.stage import PartnerKeys, StagedFile, StagedPartition, StageReport, stage_day
-from pipelines.landing import landing_days
-from pipelines.objectstore import ObjectStore, open_store, read_parquet, sha256_hex, write_parquet
-from schemas.config_errors import ConfigError
-from schemas.drop import drop_partition_path
-from schemas.exclusions import Fate
-from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, USAGE
-from schemas.partners import Partner, PartnerRegistry, load_partner_registry
-from schemas.reader import DEFAULT_BATCH_ROWS
+from tracedrop.pipelines.export.internal_area import RunArea, day_runs_prefix
+from tracedrop.pipelines.export.landing_state import Fingerprints, days_before, feedback_days
+from tracedrop.pipelines.export.lock import day_lock
+from tracedrop.pipelines.export.parts import all_part_keys, bucket_count, delete_prefix, read_parts
+from tracedrop.pipelines.export.preflight import export_problems
+from tracedrop.pipelines.export.publications import PUBLISHED as PARTITION_PUBLISHED
+from tracedrop.pipelines.export.publications import (
+    PublicationRecord,
+    all_records,
+    begin,
+    complete,
+    load_lineage,
+    load_record,
+)
+from tracedrop.pipelines.export.publish import Part, replace_partition, utc_now_text
+from tracedrop.pipelines.export.redactors import make_redactor, strict_scanner
+from tracedrop.pipelines.export.resync import OWED, PUBLISHED, PartnerState, load_day_record, save_day_record
+from tracedrop.pipelines.export.rules import eval_owners
+from tracedrop.pipelines.export.session_index import cache_session_index, rule7_history, write_session_index
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.export.shards import run_shards
+from tracedrop.pipelines.export.snapshot import Snapshot, load_snapshot
+from tracedrop.pipelines.export.stage import PartnerKeys, StagedFile, StagedPartition, StageReport, stage_day
+from tracedrop.pipelines.landing import landing_days
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.drop import drop_partition_path
+from tracedrop.schemas.exclusions import Fate
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, USAGE
+from tracedrop.schemas.partners import Partner, PartnerRegistry, load_partner_registry
+from tracedrop.schemas.reader import DEFAULT_BATCH_ROWS
+from tracedrop.storage.objectstore import ObjectStore, open_store, read_parquet, sha256_hex, write_parquet
 
 Metadata = dict[str, Any]
 Progress = Callable[[int], None]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
+from tracedrop.schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 
 _UUID_TEXT = rb'"([^"\\]{1,200})"'
 _NAMED = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
+from tracedrop.schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 
 
 def latest_rating_per_turn(feedback: pl.DataFrame) -> pl.DataFrame:

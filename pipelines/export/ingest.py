@@ -13,13 +13,12 @@ from multiprocessing import get_context
 import orjson
 import polars as pl
 
-from pipelines.export.internal_area import RunArea
-from pipelines.export.parts import PartWriter, all_part_keys, part_keys, read_parts
-from pipelines.export.ranges import RANGE_BYTES_MIN, FileRange, open_range, plan_ranges
-from pipelines.landing import landing_files, read_record_type
-from pipelines.objectstore import ObjectNotFound, ObjectStore, open_store
-from schemas.landing import EXPERIMENT_REQUESTS, RECORD_TYPES, USAGE, RecordType
-from schemas.reader import (
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.parts import PartWriter, all_part_keys, part_keys, read_parts
+from tracedrop.pipelines.export.ranges import RANGE_BYTES_MIN, FileRange, open_range, plan_ranges
+from tracedrop.pipelines.landing import landing_files, read_record_type
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, RECORD_TYPES, USAGE, RecordType
+from tracedrop.schemas.reader import (
     DEFAULT_BATCH_ROWS,
     LINEAGE_FILE,
     LINEAGE_LINE,
@@ -31,6 +30,7 @@ from schemas.reader import (
     quarantine_table,
     read_lines,
 )
+from tracedrop.storage.objectstore import ObjectNotFound, ObjectStore, open_store
 
 Progress = Callable[[str], None]
 DATED_BY_CREATED_AT = (USAGE.name, EXPERIMENT_REQUESTS.name)

@@ -33,7 +33,7 @@ class RunArea:
         return f"{self.prefix}/_run.json"
 
     def ingested_prefix(self, record_type: str) -> str:
-        """The ingested rows of a record type, as bucketed Parquet parts (:mod:`pipelines.export.parts`)."""
+        """The ingested rows of a record type, as bucketed Parquet parts (:mod:`tracedrop.pipelines.export.parts`)."""
         return f"{self.prefix}/ingested/{record_type}"
 
     def quarantine_prefix(self, record_type: str) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 
-from pipelines.export.ingest import files_fingerprint
-from pipelines.objectstore import ObjectStore
-from schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, USAGE, RecordType
+from tracedrop.pipelines.export.ingest import files_fingerprint
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, FEEDBACK, USAGE, RecordType
+from tracedrop.storage.objectstore import ObjectStore
 
 DEFAULT_FEEDBACK_WINDOW_DAYS = 7
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from pipelines.export.internal_area import lock_key
-from pipelines.objectstore import ObjectNotFound, ObjectStore
-from schemas.settings import LOCK_WAIT_SECONDS
+from tracedrop.pipelines.export.internal_area import lock_key
+from tracedrop.schemas.settings import LOCK_WAIT_SECONDS
+from tracedrop.storage.objectstore import ObjectNotFound, ObjectStore
 
 DEFAULT_WAIT_SECONDS = float(LOCK_WAIT_SECONDS.default)  # type: ignore[arg-type]
 DEFAULT_LEASE_SECONDS = 3600.0

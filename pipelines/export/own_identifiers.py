@@ -32,8 +32,8 @@ from functools import lru_cache
 
 import polars as pl
 
-from pipelines.export.body_parts import Counts, count_items
-from pipelines.redaction.placeholders import redacted
+from tracedrop.pipelines.export.body_parts import Counts, count_items
+from tracedrop.pipelines.redaction.placeholders import redacted
 
 MIN_IDENTIFIER_CHARS = 6
 ESCAPE_DEPTHS = 2  # a JSON string (1) and a JSON string inside one (2: tool-call arguments)

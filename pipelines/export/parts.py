@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.objectstore import ObjectStore, write_parquet
+from tracedrop.storage.objectstore import ObjectStore, write_parquet
 
 BUCKET_COLUMN = "_bucket"
 CODEC = "lz4"  # internal parts are written once and read once or twice: speed over size

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from pipelines.export.consent import ConsentFileError, load_opt_outs
-from pipelines.export.settings import FIRST_DAY, ExportSettings
-from pipelines.landing import landing_days, landing_files
-from pipelines.objectstore import ObjectStoreError, open_store
-from schemas.config_errors import ConfigError
-from schemas.landing import USAGE
-from schemas.partners import Partner, load_partner_registry
-from schemas.settings import secret
+from tracedrop.pipelines.export.consent import ConsentFileError, load_opt_outs
+from tracedrop.pipelines.export.settings import FIRST_DAY, ExportSettings
+from tracedrop.pipelines.landing import landing_days, landing_files
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.landing import USAGE
+from tracedrop.schemas.partners import Partner, load_partner_registry
+from tracedrop.schemas.settings import secret
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 
 def last_day() -> str:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 import polars as pl
 import pyarrow as pa
 
-from pipelines.export.internal_area import publication_prefix, publications_prefix
-from pipelines.objectstore import ObjectStore, read_parquet, write_parquet
+from tracedrop.pipelines.export.internal_area import publication_prefix, publications_prefix
+from tracedrop.storage.objectstore import ObjectStore, read_parquet, write_parquet
 
 PUBLISHING, PUBLISHED = "publishing", "published"
 RECORD_NAME = "record.json"

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.objectstore import ObjectStore
-from schemas.drop import DROP_SCHEMA_VERSION, MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.schemas.drop import DROP_SCHEMA_VERSION, MANIFEST_NAME, SUCCESS_NAME
+from tracedrop.storage.objectstore import ObjectStore
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import io
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from pipelines.landing import landing_files
-from pipelines.objectstore import ObjectStore
-from schemas.landing import RecordType
-from schemas.reader import GZIP_MAGIC
+from tracedrop.pipelines.landing import landing_files
+from tracedrop.schemas.landing import RecordType
+from tracedrop.schemas.reader import GZIP_MAGIC
+from tracedrop.storage.objectstore import ObjectStore
 
 SKIP_CHUNK = 4 * 1024 * 1024
 RANGE_BYTES_MIN = 8 * 1024 * 1024  # smaller ranges cost more in process start-up than they save

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from pipelines.redaction import Redactor, RuleSet, load_default_rules
+from tracedrop.pipelines.redaction import Redactor, RuleSet, load_default_rules
 
 LEAK_SCAN_KEY = b"tracedrop-leak-scan"
 

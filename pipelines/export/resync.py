@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
-from pipelines.export.internal_area import INTERNAL_ROOT, day_record_key
-from pipelines.export.landing_state import Fingerprints
-from pipelines.objectstore import ObjectStore
+from tracedrop.pipelines.export.internal_area import INTERNAL_ROOT, day_record_key
+from tracedrop.pipelines.export.landing_state import Fingerprints
+from tracedrop.storage.objectstore import ObjectStore
 
 PUBLISHED, OWED = "published", "owed"
 

@@ -13,10 +13,10 @@ from datetime import timedelta
 
 import polars as pl
 
-from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
-from schemas.landing import PROMPT_DELETED, PROMPT_SENTINELS
-from schemas.partners import PartnerRegistry
-from schemas.reader import LINEAGE_FILE, LINEAGE_LINE
+from tracedrop.schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
+from tracedrop.schemas.landing import PROMPT_DELETED, PROMPT_SENTINELS
+from tracedrop.schemas.partners import PartnerRegistry
+from tracedrop.schemas.reader import LINEAGE_FILE, LINEAGE_LINE
 
 PromptAvailable = Callable[[list[str]], set[str]]
 
@@ -61,7 +61,7 @@ def eval_owners(registry: PartnerRegistry) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Doubts:
-    """What the quarantine and repeated deliveries cast doubt on (see :mod:`pipelines.export.doubt`).
+    """What the quarantine and repeated deliveries cast doubt on (see :mod:`tracedrop.pipelines.export.doubt`).
 
     ``copies`` has one row per usage line (``_file``, ``_line``) with ``conflicting_copy`` and
     ``extra_copy``; the other two name usage ids and session ids that quarantined lines still name.

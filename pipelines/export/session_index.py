@@ -1,6 +1,6 @@
 """Session history for rule 7, kept per day as bucketed parts and read back only for the sessions that need it.
 
-A day's index (:func:`pipelines.export.rules.session_history`, one row per usage row with a session) is
+A day's index (:func:`tracedrop.pipelines.export.rules.session_history`, one row per usage row with a session) is
 written by its export's ingest, bucket by bucket (a usage line and its experiment_requests rows share a
 bucket, so each bucket's history is complete), into the run's area and then, as a new version, into the
 day's cache (``session_index/dt=D/v=<version>/``), whose ``_index.json`` names the current version, the
@@ -17,14 +17,14 @@ from uuid import uuid4
 import polars as pl
 import pyarrow as pa
 
-from pipelines.export.doubt import names_in
-from pipelines.export.ingest import IngestPlan, files_fingerprint, ingest_days, ingested_keys, load_ingested
-from pipelines.export.internal_area import RunArea, session_index_prefix
-from pipelines.export.parts import all_part_keys, delete_prefix, part_key, read_parts
-from pipelines.export.rules import HISTORY_COLUMNS, session_history
-from pipelines.objectstore import ObjectStore, write_parquet
-from schemas.landing import EXPERIMENT_REQUESTS, USAGE
-from schemas.reader import QUARANTINE_SCHEMA, batch_schema
+from tracedrop.pipelines.export.doubt import names_in
+from tracedrop.pipelines.export.ingest import IngestPlan, files_fingerprint, ingest_days, ingested_keys, load_ingested
+from tracedrop.pipelines.export.internal_area import RunArea, session_index_prefix
+from tracedrop.pipelines.export.parts import all_part_keys, delete_prefix, part_key, read_parts
+from tracedrop.pipelines.export.rules import HISTORY_COLUMNS, session_history
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, USAGE
+from tracedrop.schemas.reader import QUARANTINE_SCHEMA, batch_schema
+from tracedrop.storage.objectstore import ObjectStore, write_parquet
 
 INDEX_RECORD = "_index.json"
 HISTORY_SCHEMA = pa.schema(

@@ -7,12 +7,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipelines.delivery.notices import RetryPolicy
-from pipelines.export.landing_state import DEFAULT_FEEDBACK_WINDOW_DAYS
-from pipelines.export.stage import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS
-from schemas import settings as declared
-from schemas.drop import DROP_SCHEMA_VERSION, TARGET_FILE_BYTES
-from schemas.exclusions import EXCLUSIONS_IN_ORDER
+from tracedrop.pipelines.delivery.notices import RetryPolicy
+from tracedrop.pipelines.export.landing_state import DEFAULT_FEEDBACK_WINDOW_DAYS
+from tracedrop.pipelines.export.stage import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ROWS
+from tracedrop.schemas import settings as declared
+from tracedrop.schemas.drop import DROP_SCHEMA_VERSION, TARGET_FILE_BYTES
+from tracedrop.schemas.exclusions import EXCLUSIONS_IN_ORDER
 
 FIRST_DAY = "2026-10-01"  # the first day partition of the export
 FROM_ENVIRONMENT = (

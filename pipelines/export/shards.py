@@ -18,20 +18,20 @@ from typing import Any
 
 import polars as pl
 
-from pipelines.export.blobs import BlobReader
-from pipelines.export.consent import load_opt_outs
-from pipelines.export.doubt import copy_status, names_in
-from pipelines.export.ingest import ingested_keys, load_ingested, load_quarantined_raw
-from pipelines.export.internal_area import RunArea
-from pipelines.export.parts import CODEC, delete_prefix, part_key
-from pipelines.export.rules import Doubts, decide, eval_owners
-from pipelines.export.settings import ExportSettings
-from pipelines.export.snapshot import load_snapshot
-from pipelines.export.wiped import wiped_usage_ids
-from pipelines.objectstore import open_store, read_parquet, write_parquet
-from schemas.exclusions import Fate
-from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, USAGE
-from schemas.partners import load_partner_registry
+from tracedrop.pipelines.export.blobs import BlobReader
+from tracedrop.pipelines.export.consent import load_opt_outs
+from tracedrop.pipelines.export.doubt import copy_status, names_in
+from tracedrop.pipelines.export.ingest import ingested_keys, load_ingested, load_quarantined_raw
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.parts import CODEC, delete_prefix, part_key
+from tracedrop.pipelines.export.rules import Doubts, decide, eval_owners
+from tracedrop.pipelines.export.settings import ExportSettings
+from tracedrop.pipelines.export.snapshot import load_snapshot
+from tracedrop.pipelines.export.wiped import wiped_usage_ids
+from tracedrop.schemas.exclusions import Fate
+from tracedrop.schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, USAGE
+from tracedrop.schemas.partners import load_partner_registry
+from tracedrop.storage.objectstore import open_store, read_parquet, write_parquet
 
 Metadata = dict[str, Any]
 

@@ -6,10 +6,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipelines.export.ingest import read_day
-from pipelines.objectstore import ObjectStore
-from schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT, MODEL_EXPERIMENT_VARIANT_VERSION, OPT_OUTS
-from schemas.reader import QuarantineRecord
+from tracedrop.pipelines.export.ingest import read_day
+from tracedrop.schemas.landing import (
+    MODEL_EXPERIMENT,
+    MODEL_EXPERIMENT_VARIANT,
+    MODEL_EXPERIMENT_VARIANT_VERSION,
+    OPT_OUTS,
+)
+from tracedrop.schemas.reader import QuarantineRecord
+from tracedrop.storage.objectstore import ObjectStore
 
 
 class SnapshotMissing(RuntimeError):

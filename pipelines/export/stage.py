@@ -25,16 +25,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.export.blobs import BlobReader, FetchResult
-from pipelines.export.body_parts import Counts, merge_counts, redact_bodies
-from pipelines.export.internal_area import RunArea
-from pipelines.export.own_identifiers import replace_own_identifiers
-from pipelines.export.pseudonyms import pseudonymise
-from pipelines.objectstore import ObjectStore, write_parquet
-from schemas.bucketing import MACHINE_ID_MAX_CHARS
-from schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, PART_TEMPLATE, TARGET_FILE_BYTES
-from schemas.exclusions import Exclusion
-from schemas.landing import BLOB_CAP_BYTES, PROMPT_DELETED, PROMPTS_PREFIX, RESPONSES_PREFIX
+from tracedrop.pipelines.export.blobs import BlobReader, FetchResult
+from tracedrop.pipelines.export.body_parts import Counts, merge_counts, redact_bodies
+from tracedrop.pipelines.export.internal_area import RunArea
+from tracedrop.pipelines.export.own_identifiers import replace_own_identifiers
+from tracedrop.pipelines.export.pseudonyms import pseudonymise
+from tracedrop.schemas.bucketing import MACHINE_ID_MAX_CHARS
+from tracedrop.schemas.drop import DROP_SCHEMA, DROP_SCHEMA_VERSION, PART_TEMPLATE, TARGET_FILE_BYTES
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.schemas.landing import BLOB_CAP_BYTES, PROMPT_DELETED, PROMPTS_PREFIX, RESPONSES_PREFIX
+from tracedrop.storage.objectstore import ObjectStore, write_parquet
 
 DEFAULT_BATCH_ROWS = 1024  # the first batch; later ones are sized by the bytes their blobs take
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024

@@ -9,8 +9,8 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from pipelines.export.internal_area import INTERNAL_ROOT
-from pipelines.objectstore import ObjectStore, read_parquet, write_parquet
+from tracedrop.pipelines.export.internal_area import INTERNAL_ROOT
+from tracedrop.storage.objectstore import ObjectStore, read_parquet, write_parquet
 
 WIPED_IDS_PREFIX = f"{INTERNAL_ROOT}/wiped_usage_ids"
 

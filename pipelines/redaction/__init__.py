@@ -1,8 +1,8 @@
 """Redaction of secrets and personal data in coding-agent traces (see docs/redaction.md)."""
 
-from pipelines.redaction.redactor import RedactionResult, Redactor
-from pipelines.redaction.rules import Rule, RuleSet, RuleSetError, load_default_rules, load_rules
-from pipelines.redaction.scan import scan
+from tracedrop.pipelines.redaction.redactor import RedactionResult, Redactor
+from tracedrop.pipelines.redaction.rules import Rule, RuleSet, RuleSetError, load_default_rules, load_rules
+from tracedrop.pipelines.redaction.scan import scan
 
 REDACTOR_VERSION = load_default_rules().redactor_version
 

@@ -8,7 +8,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.redaction.redactor import Redactor
+from tracedrop.pipelines.redaction.redactor import Redactor
 
 
 def redact_command(path: str) -> int:

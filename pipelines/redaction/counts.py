@@ -3,7 +3,7 @@
 import polars as pl
 import pyarrow as pa
 
-from pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG
+from tracedrop.pipelines.redaction.placeholders import PLACEHOLDER_PATTERN, REDACTED_TAG
 
 COUNT_DTYPE = pl.List(pl.Struct({"type": pl.String, "count": pl.Int64}))
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from pipelines.redaction.rules import Rule
+from tracedrop.pipelines.redaction.rules import Rule
 
 
 class Haystack:

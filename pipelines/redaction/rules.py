@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from pipelines.redaction.json_safe import expand
-from pipelines.redaction.placeholders import HASH_HEX
-from pipelines.redaction.resolvers import RESOLVERS
+from tracedrop.pipelines.redaction.json_safe import expand
+from tracedrop.pipelines.redaction.placeholders import HASH_HEX
+from tracedrop.pipelines.redaction.resolvers import RESOLVERS
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules.yaml")
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")

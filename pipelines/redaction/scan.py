@@ -2,10 +2,10 @@
 
 import polars as pl
 
-from pipelines.redaction.json_safe import SENTINEL, with_sentinel
-from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
-from pipelines.redaction.resolvers import RESOLVERS
-from pipelines.redaction.rules import Rule, RuleSet
+from tracedrop.pipelines.redaction.json_safe import SENTINEL, with_sentinel
+from tracedrop.pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
+from tracedrop.pipelines.redaction.resolvers import RESOLVERS
+from tracedrop.pipelines.redaction.rules import Rule, RuleSet
 
 HITS_SCHEMA = {"row": pl.UInt32, "rule_id": pl.String, "snippet": pl.String}
 _UNESCAPE_ONCE = {"\\\\": "\\", '\\"': '"', "\\/": "/", "\\n": "\n", "\\r": "\r", "\\t": "\t"}

@@ -9,8 +9,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipelines.objectstore import ObjectStoreError, open_store
-from pipelines.synth.generate import DEFAULT_START, SUMMARY_KEY, SynthConfig, SynthError, SynthProgress, generate
+from tracedrop.pipelines.synth.generate import (
+    DEFAULT_START,
+    SUMMARY_KEY,
+    SynthConfig,
+    SynthError,
+    SynthProgress,
+    generate,
+)
+from tracedrop.storage.objectstore import ObjectStoreError, open_store
 
 
 def summary_tables(summary: dict[str, Any]) -> list[Table]:

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from pipelines.synth.ids import Ids
-from pipelines.synth.plants import Plant, PlantedItem
-from pipelines.synth.prompts import SYSTEM_MESSAGES, TOOLS_JSON
+from tracedrop.pipelines.synth.ids import Ids
+from tracedrop.pipelines.synth.plants import Plant, PlantedItem
+from tracedrop.pipelines.synth.prompts import SYSTEM_MESSAGES, TOOLS_JSON
 
 WORDS = [
     "invoice",

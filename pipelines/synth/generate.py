@@ -16,23 +16,28 @@ from typing import Any
 
 import orjson
 
-from pipelines.export.doubt import named_value
-from pipelines.landing_writer import capped_blob, jsonl, usage_frame_jsonl
-from pipelines.objectstore import ObjectStore
-from pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
-from pipelines.synth.content import AgentContent, Pools
-from pipelines.synth.ids import Ids
-from pipelines.synth.malformed import Malformer
-from pipelines.synth.population import build_population
-from pipelines.synth.production import people_frame, production_day
-from pipelines.synth.rows import experiment_request_rows, feedback_row, planted_row, usage_row
-from pipelines.synth.scenario import build_scenario, snapshot_rows
-from pipelines.synth.sessions import Delivery, PromptState, Request, SessionBuilder, SessionOutput, SessionPlan
-from pipelines.synth.traffic import EXPERIMENT_SHARE, PLANTED_PER_REQUESTS, Traffic, background_share
-from pipelines.synth.truth import Consent, Doubt, judge_session, production_truth
-from pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, Corrupt, DayFiles
-from schemas.exclusions import Exclusion
-from schemas.landing import (
+from tracedrop.pipelines.export.doubt import named_value
+from tracedrop.pipelines.synth.clock import day_of, day_start_us, rfc3339, to_us
+from tracedrop.pipelines.synth.content import AgentContent, Pools
+from tracedrop.pipelines.synth.ids import Ids
+from tracedrop.pipelines.synth.malformed import Malformer
+from tracedrop.pipelines.synth.population import build_population
+from tracedrop.pipelines.synth.production import people_frame, production_day
+from tracedrop.pipelines.synth.rows import experiment_request_rows, feedback_row, planted_row, usage_row
+from tracedrop.pipelines.synth.scenario import build_scenario, snapshot_rows
+from tracedrop.pipelines.synth.sessions import (
+    Delivery,
+    PromptState,
+    Request,
+    SessionBuilder,
+    SessionOutput,
+    SessionPlan,
+)
+from tracedrop.pipelines.synth.traffic import EXPERIMENT_SHARE, PLANTED_PER_REQUESTS, Traffic, background_share
+from tracedrop.pipelines.synth.truth import Consent, Doubt, judge_session, production_truth
+from tracedrop.pipelines.synth.writer import DEFAULT_ROLL_BYTES, BlobWriter, Corrupt, DayFiles
+from tracedrop.schemas.exclusions import Exclusion
+from tracedrop.schemas.landing import (
     EXPERIMENT_REQUESTS,
     FEEDBACK,
     OPT_OUTS,
@@ -43,6 +48,8 @@ from schemas.landing import (
     RecordType,
     partition_dir,
 )
+from tracedrop.storage.landing_writer import capped_blob, jsonl, usage_frame_jsonl
+from tracedrop.storage.objectstore import ObjectStore
 
 DEFAULT_START = date(2026, 11, 1)
 SYNTH_ROOT = "_synth"

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from schemas.fields import Kind
-from schemas.landing import RecordType
+from tracedrop.schemas.fields import Kind
+from tracedrop.schemas.landing import RecordType
 
 FIRST_WITHIN = 10  # every day with this many rows of a table gets at least one malformed line
 KINDS = ("invalid_json", "invalid_utf8", "not_an_object", "missing_field", "wrong_type")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from pipelines.synth.ids import Ids
+from tracedrop.pipelines.synth.ids import Ids
 
 B64 = string.ascii_letters + string.digits + "+/"
 B64URL = string.ascii_letters + string.digits + "-_"

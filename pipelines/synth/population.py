@@ -7,9 +7,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.landing_writer import line
-from pipelines.synth.ids import Ids
-from schemas.landing import OPT_OUTS
+from tracedrop.pipelines.synth.ids import Ids
+from tracedrop.schemas.landing import OPT_OUTS
+from tracedrop.storage.landing_writer import line
 
 ANON_SHARE = 0.1
 ANON_WITHOUT_MACHINE_SHARE = 0.4

@@ -16,13 +16,13 @@ from collections.abc import Iterator
 import numpy as np
 import polars as pl
 
-from pipelines.synth.clock import DAY, SECOND
-from pipelines.synth.ids import ALNUM
-from pipelines.synth.population import Population
-from pipelines.synth.rows import cost
-from pipelines.synth.scenario import PRODUCTION_MODELS
-from pipelines.synth.traffic import NO_SESSION_ID
-from schemas.landing import USAGE
+from tracedrop.pipelines.synth.clock import DAY, SECOND
+from tracedrop.pipelines.synth.ids import ALNUM
+from tracedrop.pipelines.synth.population import Population
+from tracedrop.pipelines.synth.rows import cost
+from tracedrop.pipelines.synth.scenario import PRODUCTION_MODELS
+from tracedrop.pipelines.synth.traffic import NO_SESSION_ID
+from tracedrop.schemas.landing import USAGE
 
 CHUNK_ROWS = 250_000
 MAX_TURNS = 8

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.landing_writer import line
-from pipelines.synth.clock import rfc3339
-from pipelines.synth.plants import PlantedItem
-from pipelines.synth.sessions import FeedbackEvent, PromptState, Request, RequestRows
-from schemas.landing import (
+from tracedrop.pipelines.synth.clock import rfc3339
+from tracedrop.pipelines.synth.plants import PlantedItem
+from tracedrop.pipelines.synth.sessions import FeedbackEvent, PromptState, Request, RequestRows
+from tracedrop.schemas.landing import (
     EXPERIMENT_PROVIDER,
     EXPERIMENT_REQUESTS,
     FEEDBACK,
@@ -17,6 +16,7 @@ from schemas.landing import (
     PROMPT_FAILED,
     USAGE,
 )
+from tracedrop.storage.landing_writer import line
 
 SHIFT_US = 1_000  # a SHIFTED experiment_requests row is 1 ms off its usage row
 SENTINELS = {PromptState.FAILED: PROMPT_FAILED, PromptState.DELETED: PROMPT_DELETED}

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from pipelines.landing_writer import line
-from pipelines.synth.clock import to_us
-from schemas.bucketing import version_in_force
-from schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT, MODEL_EXPERIMENT_VARIANT_VERSION
-from schemas.partners import Partner, PartnerRegistry, load_partner_registry
+from tracedrop.pipelines.synth.clock import to_us
+from tracedrop.schemas.bucketing import version_in_force
+from tracedrop.schemas.landing import MODEL_EXPERIMENT, MODEL_EXPERIMENT_VARIANT, MODEL_EXPERIMENT_VARIANT_VERSION
+from tracedrop.schemas.partners import Partner, PartnerRegistry, load_partner_registry
+from tracedrop.storage.landing_writer import line
 
 PARTNERS_YAML = Path(__file__).with_name("partners.yaml")
 

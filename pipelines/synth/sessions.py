@@ -12,15 +12,15 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum
 
-from pipelines.landing_writer import capped_blob
-from pipelines.synth.clock import MINUTE, SECOND, rfc3339, to_datetime
-from pipelines.synth.content import AgentContent, Conversation, completion, huge_log
-from pipelines.synth.ids import Ids
-from pipelines.synth.plants import Plant, PlantedItem, PlantFactory, random_plant
-from pipelines.synth.population import Person
-from pipelines.synth.scenario import Experiment, ProductionModel, Variant
-from schemas.bucketing import allocation_subject, choose_variant
-from schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX
+from tracedrop.pipelines.synth.clock import MINUTE, SECOND, rfc3339, to_datetime
+from tracedrop.pipelines.synth.content import AgentContent, Conversation, completion, huge_log
+from tracedrop.pipelines.synth.ids import Ids
+from tracedrop.pipelines.synth.plants import Plant, PlantedItem, PlantFactory, random_plant
+from tracedrop.pipelines.synth.population import Person
+from tracedrop.pipelines.synth.scenario import Experiment, ProductionModel, Variant
+from tracedrop.schemas.bucketing import allocation_subject, choose_variant
+from tracedrop.schemas.landing import BLOB_CAP_BYTES, PROMPTS_PREFIX
+from tracedrop.storage.landing_writer import capped_blob
 
 PLANT_RATE = 0.03  # per tool step; plants stay in the history, so ~5% of bodies carry a secret
 RANDOM_PROMPT_LOSS = 0.002  # per unique body: storage failed / wiped / blob lost

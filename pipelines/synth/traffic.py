@@ -7,11 +7,11 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pipelines.synth.clock import DAY, HOUR, MINUTE, SECOND, to_datetime
-from pipelines.synth.plants import ALL_FACTORIES
-from pipelines.synth.population import Person, Population
-from pipelines.synth.prompts import MODES
-from pipelines.synth.scenario import (
+from tracedrop.pipelines.synth.clock import DAY, HOUR, MINUTE, SECOND, to_datetime
+from tracedrop.pipelines.synth.plants import ALL_FACTORIES
+from tracedrop.pipelines.synth.population import Person, Population
+from tracedrop.pipelines.synth.prompts import MODES
+from tracedrop.pipelines.synth.scenario import (
     ACME_CODER,
     ACME_FAST,
     ACME_NEXT,
@@ -22,7 +22,7 @@ from pipelines.synth.scenario import (
     Experiment,
     Scenario,
 )
-from pipelines.synth.sessions import Delivery, PromptState, RequestRows, Segment, SessionPlan
+from tracedrop.pipelines.synth.sessions import Delivery, PromptState, RequestRows, Segment, SessionPlan
 
 EXPERIMENT_SHARE = 0.15  # of all requests; production traffic is the rest
 EXPERIMENT_MIX = {ACME_CODER: 50, BETA_LARGE: 24, BETA_MINI: 8, GAMMA_CODER: 8, ACME_FAST: 7, ACME_NEXT: 3}

@@ -12,11 +12,11 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from pipelines.landing_writer import POLARS_TIMESTAMP_FORMAT
-from pipelines.synth.clock import DAY, rfc3339, to_datetime
-from pipelines.synth.scenario import Scenario
-from pipelines.synth.sessions import Delivery, PromptState, Request, RequestRows
-from schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
+from tracedrop.pipelines.synth.clock import DAY, rfc3339, to_datetime
+from tracedrop.pipelines.synth.scenario import Scenario
+from tracedrop.pipelines.synth.sessions import Delivery, PromptState, Request, RequestRows
+from tracedrop.schemas.exclusions import DEFAULT_SESSION_LOOKBACK_DAYS, Exclusion, Fate
+from tracedrop.storage.landing_writer import POLARS_TIMESTAMP_FORMAT
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from pipelines.objectstore import ObjectStore
+from tracedrop.storage.objectstore import ObjectStore
 
 DEFAULT_ROLL_BYTES = 64 * 1024 * 1024
 GZIP_WBITS = 31  # zlib's gzip container: fixed header (mtime 0), so the bytes are reproducible

@@ -19,12 +19,12 @@ import aiohttp
 import orjson
 import polars as pl
 
-from replay.client import attempt
-from replay.compare.metrics import ORIGINAL_ARM
-from replay.compare.stats import clustered_mean
-from replay.completion import completion_fields
-from replay.ratelimit import backoff_delay, retry_after
-from schemas.settings import secret
+from tracedrop.replay.client import attempt
+from tracedrop.replay.compare.metrics import ORIGINAL_ARM
+from tracedrop.replay.compare.stats import clustered_mean
+from tracedrop.replay.completion import completion_fields
+from tracedrop.replay.ratelimit import backoff_delay, retry_after
+from tracedrop.schemas.settings import secret
 
 INSTRUCTIONS = (
     "You compare two assistant answers to the same conversation. Judge which answer better serves the user: "

@@ -10,8 +10,8 @@ from typing import Literal
 
 import polars as pl
 
-from replay.compare.text import edit_similarity, exact_match, is_json
-from replay.compare.toolcalls import tool_agreement
+from tracedrop.replay.compare.text import edit_similarity, exact_match, is_json
+from tracedrop.replay.compare.toolcalls import tool_agreement
 
 ORIGINAL_ARM = "original"
 

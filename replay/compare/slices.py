@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from replay.compare.stats import clustered_mean, paired_difference
+from tracedrop.replay.compare.stats import clustered_mean, paired_difference
 
 SLICE_DIMENSIONS = ("variant_label", "request_kind", "feedback_rating")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from replay.compare.student_t import t_cdf, t_quantile
+from tracedrop.replay.compare.student_t import t_cdf, t_quantile
 
 CI_LEVEL = 0.95
 POWER = 0.80

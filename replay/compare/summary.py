@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from replay.compare.metrics import (
+from tracedrop.replay.compare.metrics import (
     AGREEMENT_METRICS,
     METRICS,
     ORIGINAL_ARM,
@@ -16,9 +16,9 @@ from replay.compare.metrics import (
     per_row,
     sample_consistency,
 )
-from replay.compare.slices import feedback_effects, slice_table
-from replay.compare.stats import CI_METHOD, clustered_mean, holm, paired_difference
-from replay.store import ReplayResults
+from tracedrop.replay.compare.slices import feedback_effects, slice_table
+from tracedrop.replay.compare.stats import CI_METHOD, clustered_mean, holm, paired_difference
+from tracedrop.replay.store import ReplayResults
 
 SUMMARY_SCHEMA_VERSION = 1
 CDF_POINTS = 101
@@ -45,7 +45,7 @@ LEVEL_FIGURES = (
 
 def summarize(data: ReplayResults, baseline: str = ORIGINAL_ARM, judge: dict[str, Any] | None = None) -> dict[str, Any]:
     """The comparison of every arm against ``baseline``: coverage, levels, paired differences, agreement,
-    slices, distributions and the worst regressions. ``judge`` is ``replay.compare.judge``'s outcome.
+    slices, distributions and the worst regressions. ``judge`` is ``tracedrop.replay.compare.judge``'s outcome.
 
     Raises ValueError when ``baseline`` is not an arm of the run.
     """

@@ -22,15 +22,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pipelines.objectstore import open_store
-from replay.proxy import errors
-from replay.proxy.blinding import SSEBlinder, blind_json
-from replay.proxy.identity import identify
-from replay.proxy.live_config import LiveConfig
-from replay.proxy.records import Exchange
-from replay.proxy.routing import Decision, UpstreamTarget
-from replay.proxy.telemetry import TelemetryLimits, TelemetryWriter
-from replay.proxy.upstream import (
+from tracedrop.replay.proxy import errors
+from tracedrop.replay.proxy.blinding import SSEBlinder, blind_json
+from tracedrop.replay.proxy.identity import identify
+from tracedrop.replay.proxy.live_config import LiveConfig
+from tracedrop.replay.proxy.records import Exchange
+from tracedrop.replay.proxy.routing import Decision, UpstreamTarget
+from tracedrop.replay.proxy.telemetry import TelemetryLimits, TelemetryWriter
+from tracedrop.replay.proxy.upstream import (
     UPSTREAM_ERRORS,
     FailureLog,
     UpstreamLimits,
@@ -38,6 +37,7 @@ from replay.proxy.upstream import (
     error_for_status,
     make_client,
 )
+from tracedrop.storage.objectstore import open_store
 
 SSE_MEDIA_TYPE = "text/event-stream"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from replay.proxy.errors import upstream_failed
+from tracedrop.replay.proxy.errors import upstream_failed
 
 PASSED_FIELDS = ("object", "created", "choices", "usage")
 SSE_DATA = b"data:"

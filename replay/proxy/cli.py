@@ -6,11 +6,11 @@ import logging
 import os
 import sys
 
-from replay.proxy.app import ProxySettings, create_app
-from replay.proxy.preflight import PortInUse, checked_config, listen
-from replay.proxy.server import serve
-from replay.proxy.stub_upstream import StubSettings, StubUpstream
-from schemas.config_errors import ConfigError
+from tracedrop.replay.proxy.app import ProxySettings, create_app
+from tracedrop.replay.proxy.preflight import PortInUse, checked_config, listen
+from tracedrop.replay.proxy.server import serve
+from tracedrop.replay.proxy.stub_upstream import StubSettings, StubUpstream
+from tracedrop.schemas.config_errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PROXY_PORT = 8787

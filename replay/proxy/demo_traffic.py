@@ -17,9 +17,9 @@ from pathlib import Path
 import yaml
 from openai import OpenAI
 
-from replay.proxy.app import create_app
-from replay.proxy.server import ServerThread
-from replay.proxy.stub_upstream import StubUpstream
+from tracedrop.replay.proxy.app import create_app
+from tracedrop.replay.proxy.server import ServerThread
+from tracedrop.replay.proxy.stub_upstream import StubUpstream
 
 DEMO_CONFIG = Path(__file__).with_name("demo_proxy.yaml")
 AUTHENTICATED_TOKEN = "test"  # sha256 is the demo config's client token_sha256 (user-1)

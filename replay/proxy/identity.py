@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from schemas.bucketing import allocation_subject
+from tracedrop.schemas.bucketing import allocation_subject
 
 REQUEST_ID_HEADER = "x-kilo-request"
 SESSION_HEADERS = ("x-kilo-session", "x-kilocode-taskid")

@@ -12,9 +12,9 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from replay.proxy.routing import RoutingTable
-from schemas.config_errors import ConfigError
-from schemas.proxy_config import ProxyConfig, load_proxy_config
+from tracedrop.replay.proxy.routing import RoutingTable
+from tracedrop.schemas.config_errors import ConfigError
+from tracedrop.schemas.proxy_config import ProxyConfig, load_proxy_config
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from schemas.config_errors import ConfigError, key_path
-from schemas.proxy_config import ProxyConfig, Upstream, load_proxy_config
+from tracedrop.schemas.config_errors import ConfigError, key_path
+from tracedrop.schemas.proxy_config import ProxyConfig, Upstream, load_proxy_config
 
 
 class PortInUse(OSError):

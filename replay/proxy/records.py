@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-from pipelines.landing_writer import jsonl, line, timestamp
-from replay.proxy.identity import Caller
-from schemas.landing import (
+from tracedrop.replay.proxy.identity import Caller
+from tracedrop.schemas.landing import (
     EXPERIMENT_REQUESTS,
     MODEL_EXPERIMENT,
     MODEL_EXPERIMENT_VARIANT,
@@ -25,7 +24,8 @@ from schemas.landing import (
     RecordType,
     cap_utf8,
 )
-from schemas.proxy_config import ProxyConfig
+from tracedrop.schemas.proxy_config import ProxyConfig
+from tracedrop.storage.landing_writer import jsonl, line, timestamp
 
 REQUEST_KIND = "chat_completions"
 _REPLACED_IN_DELTAS = ("role", "id", "type")

@@ -1,7 +1,7 @@
 """Model id → upstream, exactly as CONTRACT.md §5 routes; precomputed once per config (re)load.
 
 Allocation itself (seed, bucket, variant walk, version in force, subject precedence) is
-:mod:`schemas.bucketing`; this module only arranges the config so a request costs a dict lookup,
+:mod:`tracedrop.schemas.bucketing`; this module only arranges the config so a request costs a dict lookup,
 one SHA-256 and a bisect.
 """
 
@@ -17,11 +17,11 @@ from uuid import UUID
 
 import orjson
 
-from replay.proxy import errors
-from replay.proxy.identity import Caller
-from schemas.bucketing import choose_variant, version_in_force
-from schemas.landing import EXPERIMENT_PROVIDER
-from schemas.proxy_config import Experiment, ProxyConfig, Upstream, Variant
+from tracedrop.replay.proxy import errors
+from tracedrop.replay.proxy.identity import Caller
+from tracedrop.schemas.bucketing import choose_variant, version_in_force
+from tracedrop.schemas.landing import EXPERIMENT_PROVIDER
+from tracedrop.schemas.proxy_config import Experiment, ProxyConfig, Upstream, Variant
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Graceful shutdown: on SIGINT/SIGTERM uvicorn stops accepting, lets in-flight requests finish (up
 to ``GRACEFUL_SECONDS``), then the app's lifespan flushes telemetry.  SIGHUP reloads the proxy
-config (installed by the app itself, see :mod:`replay.proxy.app`).
+config (installed by the app itself, see :mod:`tracedrop.replay.proxy.app`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The background telemetry writer: request records to landing-zone files, off the request path.
 
-Requests hand over an :class:`~replay.proxy.records.Exchange` with :meth:`TelemetryWriter.submit`
+Requests hand over an :class:`~tracedrop.replay.proxy.records.Exchange` with :meth:`TelemetryWriter.submit`
 (O(1), never blocks, never raises).  A thread wakes every ``flush_interval`` seconds, stores the
 blobs (content-addressed, put only if absent; on a local directory in batches, see
 :class:`LocalBlobBatch`), then writes one new JSONL object per record type
@@ -31,11 +31,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.landing_writer import jsonl
-from pipelines.objectstore import LocalStore, ObjectStore, content_key
-from replay.proxy.records import Exchange, Finished, finish, merge_snapshot, snapshot_lines
-from schemas.landing import EXPERIMENT_REQUESTS, PROMPTS_PREFIX, RESPONSES_PREFIX, USAGE, RecordType, partition_dir
-from schemas.proxy_config import ProxyConfig
+from tracedrop.replay.proxy.records import Exchange, Finished, finish, merge_snapshot, snapshot_lines
+from tracedrop.schemas.landing import (
+    EXPERIMENT_REQUESTS,
+    PROMPTS_PREFIX,
+    RESPONSES_PREFIX,
+    USAGE,
+    RecordType,
+    partition_dir,
+)
+from tracedrop.schemas.proxy_config import ProxyConfig
+from tracedrop.storage.landing_writer import jsonl
+from tracedrop.storage.objectstore import LocalStore, ObjectStore, content_key
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from replay.proxy import errors
-from replay.proxy.routing import UpstreamTarget
+from tracedrop.replay.proxy import errors
+from tracedrop.replay.proxy.routing import UpstreamTarget
 
 log = logging.getLogger(__name__)
 

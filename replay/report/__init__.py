@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replay.report.html import render_html
-from replay.report.markdown import render_markdown
+from tracedrop.replay.report.html import render_html
+from tracedrop.replay.report.markdown import render_markdown
 
 SUMMARY_JSON = "summary.json"
 SUMMARY_MARKDOWN = "summary.md"

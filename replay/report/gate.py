@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from replay.compare.summary import LEVEL_FIGURES
+from tracedrop.replay.compare.summary import LEVEL_FIGURES
 
 _GATE = re.compile(r"^\s*([a-z0-9_]+)\s*([<>])\s*(-?[0-9.]+(?:e-?[0-9]+)?)\s*$")
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from replay.report.diff import side_by_side
-from replay.report.svg import cdf_plot, fmt, forest_plot, histogram, wins_bars
-from replay.report.tables import (
+from tracedrop.replay.report.diff import side_by_side
+from tracedrop.replay.report.svg import cdf_plot, fmt, forest_plot, histogram, wins_bars
+from tracedrop.replay.report.tables import (
     AGREEMENT_HEADER,
     COMPARISON_HEADER,
     CONSISTENCY_HEADER,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from replay.report.tables import (
+from tracedrop.replay.report.tables import (
     AGREEMENT_HEADER,
     COMPARISON_HEADER,
     CONSISTENCY_HEADER,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replay.report.svg import fmt
+from tracedrop.replay.report.svg import fmt
 
 COVERAGE_HEADER = ("arm", "planned", "answered", "errors", "missing")
 COMPARISON_HEADER = (

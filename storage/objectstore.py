@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.settings import S3_ENDPOINT_URL, from_environment
+from tracedrop.schemas.settings import S3_ENDPOINT_URL, from_environment
 
 TEMP_PREFIX = ".tmp-"
 FILE_MODE, DIR_MODE = 0o644, 0o755

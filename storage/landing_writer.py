@@ -5,7 +5,7 @@ record type, fields in schema order, nested paths such as ``properties.rating`` 
 ``upstream.base_url`` placed from the schema), format times with :func:`timestamp`, serialise with
 :func:`jsonl` (or :func:`usage_frame_jsonl` for a vectorised frame of usage rows), and store bodies
 with :func:`capped_blob` (the gateway's 4 MiB cap, content-addressed keys).  The field names and
-kinds come from :mod:`schemas.landing`; nothing here knows the export.
+kinds come from :mod:`tracedrop.schemas.landing`; nothing here knows the export.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import polars as pl
 
-from pipelines.objectstore import content_key
-from schemas.fields import Kind
-from schemas.landing import USAGE, RecordType, cap_utf8
+from tracedrop.schemas.fields import Kind
+from tracedrop.schemas.landing import USAGE, RecordType, cap_utf8
+from tracedrop.storage.objectstore import content_key
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # what the gateway writes: UTC, microseconds, "Z"
 POLARS_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"  # the same text from a polars Datetime column
