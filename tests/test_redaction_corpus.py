@@ -17,9 +17,9 @@ from tests.redaction_corpus.shapes import JSON_SHAPES, SHAPES
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)
-# What rule set 2.2.0 achieves (1764/1768 = 99.8% recall, 0/599 hard negatives altered), rounded to leave
+# What rule set 2.2.0 achieves (1767/1768 = 99.9% recall, 0/599 hard negatives altered), rounded to leave
 # no slack for regressions (issue #9's goal: 99.5%, <= 0.5%).
-RECALL_FLOOR = 0.997
+RECALL_FLOOR = 0.999
 NEGATIVES_ALTERED_CEILING = 0.0
 
 
