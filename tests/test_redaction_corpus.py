@@ -17,9 +17,9 @@ from tracedrop.pipelines.redaction import Redactor
 
 POSITIVES = load(AGENT_POSITIVES)
 NEGATIVES = load(AGENT_NEGATIVES)
-# What rule set 2.1.0 achieves (1696/1768 = 95.9% recall, 0/599 hard negatives altered), rounded to leave
-# no slack for regressions; tighten these as the engine improves (issue #9's goal: 99.5%, <= 0.5%).
-RECALL_FLOOR = 0.959
+# What rule set 2.2.0 achieves (1767/1768 = 99.9% recall, 0/599 hard negatives altered), rounded to leave
+# no slack for regressions (issue #9's goal: 99.5%, <= 0.5%).
+RECALL_FLOOR = 0.999
 NEGATIVES_ALTERED_CEILING = 0.0
 
 

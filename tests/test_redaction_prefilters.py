@@ -7,6 +7,10 @@ import json
 import polars as pl
 import pytest
 
+from pipelines.redaction import load_default_rules
+from pipelines.redaction.json_safe import with_sentinel
+from pipelines.redaction.prefilter import Haystack, candidate_rows
+from pipelines.redaction.scan import _UNESCAPE_ONCE, _keywords_survive_unescaping, _snippets
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, load
 from tracedrop.pipelines.redaction import load_default_rules
 from tracedrop.pipelines.redaction.json_safe import with_sentinel
@@ -44,3 +48,21 @@ def test_grouped_rules_only_run_where_their_group_prefilter_finds_a_keyword() ->
             dropped = matched.filter(~matched.is_in(in_group.implode()))
             accepted = _snippets(rule, HAYSTACK.texts.gather(dropped).str.extract_all(rule.pattern).explode())
             assert not accepted, f"{rule.id}: group {group}'s prefilter drops rows holding {sorted(accepted)[:3]}"
+
+
+WRITTEN = _texts()
+_HALF = WRITTEN.len() // 2
+RAW_VIEW, UNESCAPED_VIEW = Haystack(with_sentinel(WRITTEN[:_HALF])), Haystack(with_sentinel(WRITTEN[_HALF:]))
+
+
+SURVIVING = [rule for rule in RULES.rules if _keywords_survive_unescaping(rule)]
+
+
+@pytest.mark.parametrize("rule", SURVIVING, ids=lambda rule: rule.id)
+def test_the_unescaped_view_finds_a_surviving_keyword_only_in_rows_the_raw_view_selected(rule) -> None:
+    """The strict scan searches such a rule's keywords in the unescaped view only within the raw view's
+    candidate rows: that must drop nothing."""
+    unescaped = candidate_rows(UNESCAPED_VIEW, rule)
+    raw = candidate_rows(RAW_VIEW, rule)
+    assert unescaped.is_in(raw.implode()).all(), f"{rule.id}: a keyword appears only once unescaped"
+    assert candidate_rows(UNESCAPED_VIEW, rule, raw).equals(unescaped)

@@ -9,6 +9,7 @@ base64 runs that decode to text holding a secret (`decode_base64`).
 
 import base64
 import binascii
+import re
 import string
 from urllib.parse import quote, quote_plus
 
@@ -30,6 +31,15 @@ _ESCAPES |= {f"%{c:02x}": chr(c) for c in _DECODED}
 _ESCAPES |= {f"\\u{c:04x}": chr(c) for c in range(0x20, 0x7F)}
 _ESCAPES |= {f"\\u{c:04X}": chr(c) for c in range(0x20, 0x7F)}
 VIEW_MAP: dict[str, str] = dict(sorted(_ESCAPES.items()))
+_UNICODE_ESCAPE = re.compile(r"\\+u([0-9A-Fa-f]{4})")
+
+
+def unescaped(value: str) -> str:
+    """`value` with its JSON `\\uXXXX` escapes decoded (a user name written as `\\u0430\\u043d\\u0430`)."""
+    if "u" not in value:
+        return value
+    decoded = _UNICODE_ESCAPE.sub(lambda match: chr(int(match[1], 16)), value)
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16", "replace")  # joins surrogate pairs
 
 
 def _unicode_escaped(value: str, upper: bool) -> str:

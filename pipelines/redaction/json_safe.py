@@ -28,7 +28,7 @@ MACROS: dict[str, str] = {
     "{SL}": r"(?:\\*/){2}",
     # the prefix of a line of key material: any log / comment / string-literal prefix that ends in a
     # delimiter (`2026-11-02T10:14:43Z `, `[INFO] `, `#12 0.31 `, `// `, `+ "`), kept inside one line
-    "{LP}": r"""[ \t]*(?:[^\r\n"'\\<>`]*[ \t\]:>|])?[ \t]*(?:[#*+>|;/-]+[ \t]*)?(?:\\*["'])?""",
+    "{LP}": r"""[ \t]*(?:[^\r\n"'\\<>`]*[ \t\]:>|])?[ \t]*(?:(?:[#*+>|;-]|//)+[ \t]*)?(?:\\*["'])?""",
     # between lines of key material: newlines (raw or JSON-escaped), optionally after a literal `\n`, a
     # closing quote and a concatenation `+` / `,` / line continuation `\`; or the spaces of a one-line key
     "{KS}": (

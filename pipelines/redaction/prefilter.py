@@ -27,10 +27,14 @@ class Haystack:
     def rows(self, pattern: str, *, folded: bool = False, within: pl.Series | None = None) -> pl.Series:
         """Indices of non-null rows where `pattern` is found (in the lower-cased texts when `folded`),
         only among the indices `within` when given."""
-        texts = self.folded if folded else self.texts
         if within is None:
+            texts = self.folded if folded else self.texts
             return texts.str.contains(pattern).fill_null(False).arg_true()
-        return within.filter(texts.gather(within).str.contains(pattern).fill_null(False))
+        if folded and self._folded is None and 4 * within.len() < self.texts.len():  # lower-case only those
+            chosen = self.texts.gather(within).str.to_lowercase()
+        else:
+            chosen = (self.folded if folded else self.texts).gather(within)
+        return within.filter(chosen.str.contains(pattern).fill_null(False))
 
 
 def candidate_rows(haystack: Haystack, rule: Rule, within: pl.Series | None = None) -> pl.Series:

@@ -2,25 +2,27 @@
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
 
-from tracedrop.pipelines.redaction import counts as counting
-from tracedrop.pipelines.redaction.decoding import (
+from pipelines.redaction import counts as counting
+from pipelines.redaction.decoding import (
     BASE64_RUN,
     ENCODED_TYPE,
     VIEW_MAP,
     VIEW_PREFILTER,
     decode_base64,
     spellings,
+    unescaped,
 )
-from tracedrop.pipelines.redaction.json_safe import MACROS, with_sentinel
-from tracedrop.pipelines.redaction.placeholders import keyed, redacted
-from tracedrop.pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
-from tracedrop.pipelines.redaction.resolvers import RESOLVERS
-from tracedrop.pipelines.redaction.rules import Rule, RuleSet, load_default_rules
-from tracedrop.pipelines.redaction.scan import scan
+from pipelines.redaction.json_safe import MACROS, with_sentinel
+from pipelines.redaction.placeholders import keyed, redacted
+from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
+from pipelines.redaction.resolvers import RESOLVERS
+from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
+from pipelines.redaction.scan import scan
 
 # Bare user names found in home paths are also replaced elsewhere in the same session, unless they
 # are too short (a non-ASCII name may be one character shorter) or too common to be a person's name.
@@ -68,9 +70,14 @@ _MAX_ROUNDS = 4
 _MIN_PROPAGATED_VALUE = 6
 _OCCURRENCE_PRE = "(?P<pre>" + MACROS["{B}"] + "|%[0-9A-Fa-f]{2})"
 _OCCURRENCE_POST = "(?P<post>[^A-Za-z0-9_]|$)"
+# a percent-encoded spelling (`L%40nt3rn`) is found after any character but a backslash: `-pL%40nt3rn`
+_ENCODED_OCCURRENCE_PRE = r'(?P<pre>[^\\]|\\[nrtbf"/]|\\u[0-9A-Fa-f]{4})'
+# rows whose URL-decoded view needs UTF-8 decoding too (`l%C3%B6senord`): a lead byte and a continuation
+_UTF8_ESCAPE = r"%[C-Fc-f][0-9A-Fa-f]%[89ABab][0-9A-Fa-f]"
 _FOUND_SCHEMA = {"row": pl.UInt32, "value": pl.String, "type": pl.String, "session_wide": pl.Boolean}
 # a multi-line value (a key block) propagates line by line: its base64-looking tokens of this length
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+_MULTI_LINE = re.compile(r"[\r\n]|\\+[nr]")
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,10 @@ class Redactor:
         found = []
         for text in (escaped, escaped.str.replace_all("+", " ", literal=True)):
             text = text.str.replace_many(VIEW_MAP, leftmost=True)
+            utf8 = text.str.contains(_UTF8_ESCAPE).fill_null(False)
+            if utf8.any():  # rare: non-ASCII text URL-encoded, decoded row by row
+                decoded = text.filter(utf8).map_elements(unquote, return_dtype=pl.String)
+                text = text.scatter(utf8.arg_true(), decoded)
             _, in_view = self._apply_rules(text, None, collect_all=True)
             found.append(in_view.with_columns(rows.gather(in_view["row"]).cast(pl.UInt32).alias("row")))
         return pl.concat(found)
@@ -311,8 +322,8 @@ class Redactor:
         found = pl.DataFrame({"row": rows, "m": original.str.extract_all(rule.pattern)}).explode("m")
         names = {}
         for text, pre, secret, _ in rule.parts(found["m"]):
-            name = RESOLVERS["home-user"](secret, pre)
-            long_enough = len(name or "") >= _MIN_PROPAGATED_NAME - (not (name or "").isascii())
+            name = RESOLVERS["home-user"](secret, pre) or ""
+            long_enough = len(name) >= _MIN_PROPAGATED_NAME - (not name.isascii())
             if name and long_enough and name.lower() not in _COMMON_NAMES:
                 names[text] = name
         if not names:
@@ -336,8 +347,11 @@ class Redactor:
 
 
 def _all_spellings(value: str) -> list[str]:
-    """Every spelling of a found value: multi-line values by their long tokens, base64 values also decoded."""
-    tokens = _TOKEN.findall(value) if any(c.isspace() or c == "\\" for c in value) else [value]
+    """Every spelling of a found value: multi-line values by their long tokens, others whole (also with
+    their \\u escapes decoded) and by their long tokens, base64 values also decoded."""
+    tokens = _TOKEN.findall(value) if any(c.isspace() or c == "\\" for c in value) else []
+    if not _MULTI_LINE.search(value):
+        tokens += [value, unescaped(value)]
     forms: set[str] = set()
     for token in tokens:
         forms |= spellings(token)
@@ -359,8 +373,11 @@ def _replace_spellings(texts: pl.Series, what: list[dict[str, str]]) -> pl.Serie
     for item in what:
         by_type.setdefault(item["type"], []).append(item["spelling"])
     for rule_type, found in by_type.items():
-        alternation = "|".join(re.escape(s) for s in sorted(found, key=len, reverse=True))
-        pattern = f"{_OCCURRENCE_PRE}(?P<secret>{alternation}){_OCCURRENCE_POST}"
-        for _ in range(2):  # the `post` character can hide an adjacent occurrence from one pass
-            texts = texts.str.replace_all(pattern, "${pre}" + redacted(rule_type) + "${post}")
+        for pre, written in ((_OCCURRENCE_PRE, found), (_ENCODED_OCCURRENCE_PRE, [s for s in found if "%" in s])):
+            if not written:
+                continue
+            alternation = "|".join(re.escape(s) for s in sorted(written, key=len, reverse=True))
+            pattern = f"{pre}(?P<secret>{alternation}){_OCCURRENCE_POST}"
+            for _ in range(2):  # the `post` character can hide an adjacent occurrence from one pass
+                texts = texts.str.replace_all(pattern, "${pre}" + redacted(rule_type) + "${post}")
     return texts

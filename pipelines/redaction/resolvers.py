@@ -11,6 +11,8 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from pipelines.redaction.decoding import unescaped
+
 # identifiers, dotted/attribute paths, template and env references: code, not secrets
 _CODE_LIKE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:[.:/-][A-Za-z_$][A-Za-z0-9_$]*)*")
 _DOTTED = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)+")
@@ -163,8 +165,10 @@ def git_remote(value: str, pre: str = "") -> str:
 
 
 def home_user(value: str, pre: str = "") -> str | None:
-    """User names, except shared system folders (`/Users/Shared`, `C:\\Users\\Public`...)."""
-    return None if value.lower() in _HOME_EXEMPT else value
+    """User names (JSON \\u escapes decoded, so each name hashes alike however it is written), except shared
+    system folders (`/Users/Shared`, `C:\\Users\\Public`...)."""
+    name = unescaped(value)
+    return None if name.lower() in _HOME_EXEMPT else name
 
 
 def auth_value(value: str, pre: str) -> str | None:
