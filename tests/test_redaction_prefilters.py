@@ -7,15 +7,11 @@ import json
 import polars as pl
 import pytest
 
-from pipelines.redaction import load_default_rules
-from pipelines.redaction.json_safe import with_sentinel
-from pipelines.redaction.prefilter import Haystack, candidate_rows
-from pipelines.redaction.scan import _UNESCAPE_ONCE, _keywords_survive_unescaping, _snippets
 from tests.redaction_corpus.labels import AGENT_NEGATIVES, AGENT_POSITIVES, load
 from tracedrop.pipelines.redaction import load_default_rules
 from tracedrop.pipelines.redaction.json_safe import with_sentinel
 from tracedrop.pipelines.redaction.prefilter import Haystack, candidate_rows
-from tracedrop.pipelines.redaction.scan import _UNESCAPE_ONCE, _snippets
+from tracedrop.pipelines.redaction.scan import _UNESCAPE_ONCE, _keywords_survive_unescaping, _snippets
 
 RULES = load_default_rules()
 

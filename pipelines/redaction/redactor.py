@@ -7,8 +7,8 @@ from urllib.parse import unquote
 import polars as pl
 import pyarrow as pa
 
-from pipelines.redaction import counts as counting
-from pipelines.redaction.decoding import (
+from tracedrop.pipelines.redaction import counts as counting
+from tracedrop.pipelines.redaction.decoding import (
     BASE64_RUN,
     ENCODED_TYPE,
     VIEW_MAP,
@@ -17,12 +17,12 @@ from pipelines.redaction.decoding import (
     spellings,
     unescaped,
 )
-from pipelines.redaction.json_safe import MACROS, with_sentinel
-from pipelines.redaction.placeholders import keyed, redacted
-from pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
-from pipelines.redaction.resolvers import RESOLVERS
-from pipelines.redaction.rules import Rule, RuleSet, load_default_rules
-from pipelines.redaction.scan import scan
+from tracedrop.pipelines.redaction.json_safe import MACROS, with_sentinel
+from tracedrop.pipelines.redaction.placeholders import keyed, redacted
+from tracedrop.pipelines.redaction.prefilter import Haystack, candidate_rows, narrow_broad
+from tracedrop.pipelines.redaction.resolvers import RESOLVERS
+from tracedrop.pipelines.redaction.rules import Rule, RuleSet, load_default_rules
+from tracedrop.pipelines.redaction.scan import scan
 
 # Bare user names found in home paths are also replaced elsewhere in the same session, unless they
 # are too short (a non-ASCII name may be one character shorter) or too common to be a person's name.

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from pipelines.redaction.decoding import unescaped
+from tracedrop.pipelines.redaction.decoding import unescaped
 
 # identifiers, dotted/attribute paths, template and env references: code, not secrets
 _CODE_LIKE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:[.:/-][A-Za-z_$][A-Za-z0-9_$]*)*")
