@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import typer
 
+from tracedrop.pipelines.cli_errors import one_line_errors
 from tracedrop.pipelines.consent_cli import _landing_exists
 from tracedrop.pipelines.delivery.delivery_log import read_log
 from tracedrop.pipelines.delivery.notices import DELIVERED, Sender
 from tracedrop.pipelines.delivery.notify import resend_dead_letters
 from tracedrop.pipelines.delivery.retention import apply_retention, describe, expired_partitions, today_utc
 from tracedrop.pipelines.export.settings import ExportSettings
-from tracedrop.schemas.config_errors import ConfigError
 from tracedrop.schemas.partners import load_partner_registry
-from tracedrop.storage.objectstore import ObjectStoreError, open_store
+from tracedrop.storage.objectstore import open_store
 
 LOG_FIELDS = ("at", "partner_id", "experiment_id", "dt", "reason", "attempt", "status_code", "outcome", "via", "error")
 
 
 def delivery_resend_command(landing: str, partners: str, sender: Sender | None = None) -> int:
     """Re-send every dead letter: 0 when none is left, 1 when some failed again, 2 on bad input."""
-    try:
+    with one_line_errors("delivery resend") as stopped:
         registry = load_partner_registry(partners)
         _landing_exists(landing)
         outcomes = resend_dead_letters(open_store(landing), registry, sender or Sender())
-    except ConfigError as exc:
-        typer.echo(f"tracedrop delivery resend: {exc}", err=True)
-        return 2
-    except ObjectStoreError as exc:
-        typer.echo(f"tracedrop delivery resend: {exc}", err=True)
-        return 1
+    if stopped.code is not None:
+        return stopped.code
     for outcome in outcomes:
         line = f"{outcome.partner_id} {outcome.idempotency_key[:16]}… {outcome.status}"
         typer.echo(f"{line}: {outcome.error}" if outcome.error else line)
@@ -39,15 +35,11 @@ def delivery_resend_command(landing: str, partners: str, sender: Sender | None =
 
 def delivery_log_command(landing: str, partner: str | None) -> int:
     """Print every delivery attempt (of one partner), oldest first, one per line, tab-separated; 2 on bad input."""
-    try:
+    with one_line_errors("delivery log") as stopped:
         _landing_exists(landing)
         log = read_log(open_store(landing), partner)
-    except ConfigError as exc:
-        typer.echo(f"tracedrop delivery log: {exc}", err=True)
-        return 2
-    except ObjectStoreError as exc:
-        typer.echo(f"tracedrop delivery log: {exc}", err=True)
-        return 1
+    if stopped.code is not None:
+        return stopped.code
     typer.echo("\t".join(LOG_FIELDS))
     for row in log.iter_rows(named=True):
         typer.echo("\t".join("" if row[f] is None else str(row[f]) for f in LOG_FIELDS))
@@ -58,7 +50,7 @@ def delivery_log_command(landing: str, partner: str | None) -> int:
 
 def delivery_retention_command(landing: str, partners: str, apply: bool) -> int:
     """List (or with ``apply`` delete) every partition past retention; 1 when some failed, 2 on bad input."""
-    try:
+    with one_line_errors("delivery retention") as stopped:
         registry = load_partner_registry(partners)
         _landing_exists(landing)
         store = open_store(landing)
@@ -71,12 +63,8 @@ def delivery_retention_command(landing: str, partners: str, apply: bool) -> int:
             if apply
             else None
         )
-    except ConfigError as exc:
-        typer.echo(f"tracedrop delivery retention: {exc}", err=True)
-        return 2
-    except ObjectStoreError as exc:
-        typer.echo(f"tracedrop delivery retention: {exc}", err=True)
-        return 1
+    if stopped.code is not None:
+        return stopped.code
     if report is None:
         for item in expired:
             typer.echo(f"would delete {describe(item)}")

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from tracedrop.pipelines.cli_errors import one_line_errors
 from tracedrop.pipelines.consent_cli import _landing_exists
 from tracedrop.pipelines.delivery.blob_gc import describe, sweep
-from tracedrop.schemas.config_errors import ConfigError
-from tracedrop.storage.objectstore import ObjectStoreError, open_store
+from tracedrop.storage.objectstore import open_store
 
 
 def gc_command(landing: str, grace_minutes: float, apply: bool) -> int:
     """0 when done, 1 when a storage operation failed or a deleted blob turned out referenced, 2 on bad input."""
-    try:
+    with one_line_errors("gc") as stopped:
         _landing_exists(landing)
         result = sweep(open_store(landing), grace_minutes, apply)
-    except ConfigError as exc:
-        typer.echo(f"tracedrop gc: {exc}", err=True)
-        return 2
-    except ObjectStoreError as exc:
-        typer.echo(f"tracedrop gc: {exc}", err=True)
-        return 1
+    if stopped.code is not None:
+        return stopped.code
     young = f"{len(result.too_young)} unreferenced blob(s) younger than {grace_minutes:g} minutes kept"
     if not apply:
         for orphan in result.orphans:
